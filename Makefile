@@ -1,0 +1,38 @@
+# avlab: two commands on a fresh machine — `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= data/talking-faces-quick
+RUN ?= runs/main
+WORKERS ?= 2
+
+.PHONY: run test lab setup synth clean-venv help
+
+help:
+	@echo "make run   - set up .venv if needed, generate the quick synthetic set, run the main job"
+	@echo "make test  - set up .venv if needed, run the whole test suite"
+	@echo "make lab   - JupyterLab on notebooks/ with the avlab kernel"
+
+# Re-install whenever pyproject.toml changes (the stamp is older than it).
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "avlab needs $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name avlab --display-name "Python (avlab)" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/avlab run-main --data $(DATA) --out $(RUN) --workers $(WORKERS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+
+clean-venv:
+	rm -rf $(VENV)
