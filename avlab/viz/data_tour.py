@@ -1,0 +1,130 @@
+"""Figures and tables for the data tour notebook (00): thin notebook, testable functions."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from avlab.data import media
+from avlab.data.synth.talking_faces import FPS, SAMPLES_PER_FRAME
+
+
+def load_meta(root: str | Path) -> pd.DataFrame:
+    path = Path(root) / "meta.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {root} a talking-faces set (avlab synth talking-faces)?")
+    return pd.read_csv(path)
+
+
+def frame_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
+    """RMS energy of the audio in each video frame's 40 ms."""
+    a = np.pad(audio[: n_frames * SAMPLES_PER_FRAME], (0, max(0, n_frames * SAMPLES_PER_FRAME - len(audio))))
+    return np.sqrt((a.reshape(n_frames, SAMPLES_PER_FRAME) ** 2).mean(axis=1))
+
+
+def lipsync_correlation(root: str | Path, rel_path: str) -> float:
+    """Pearson r between the clip's mouth opening and the decoded audio's per-frame envelope."""
+    mouth = np.load(Path(root) / "latents" / "mouth.npz")[rel_path]
+    env = frame_envelope(media.read_audio(Path(root) / rel_path), len(mouth))
+    return float(np.corrcoef(mouth, env)[0, 1])
+
+
+def identity_grid(root: str | Path, meta: pd.DataFrame, n_identities: int = 6, frames_per_identity: int = 4):
+    """Middle frames of several clips per identity: rows are identities."""
+    import matplotlib.pyplot as plt
+
+    ids = sorted(meta.identity.unique())[:n_identities]
+    fig, axes = plt.subplots(len(ids), frames_per_identity, figsize=(1.6 * frames_per_identity, 1.6 * len(ids)),
+                             squeeze=False)
+    for r, ident in enumerate(ids):
+        clips = meta[meta.identity == ident].head(frames_per_identity)
+        for c in range(frames_per_identity):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(clips):
+                row = clips.iloc[c]
+                ax.imshow(media.read_frames(Path(root) / row.path, [int(row.n_frames) // 2])[0])
+                if c == 0:
+                    ax.set_title(f"{ident} ({row.gender}, age {row.age:.2f})", fontsize=7, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def spectrogram_figure(root: str | Path, rel_path: str):
+    import matplotlib.pyplot as plt
+    import torch
+
+    from avlab.data.features import log_mel
+
+    audio = media.read_audio(Path(root) / rel_path)
+    spec = log_mel(torch.from_numpy(audio)).numpy()
+    fig, ax = plt.subplots(figsize=(8, 2.5))
+    ax.imshow(spec, origin="lower", aspect="auto", extent=[0, len(audio) / 16000, 0, spec.shape[0]], cmap="magma")
+    ax.set(xlabel="time (s)", ylabel="mel band", title=f"log-mel: {rel_path}")
+    fig.tight_layout()
+    return fig
+
+
+def lipsync_figure(root: str | Path, rel_path: str):
+    """Mouth opening (from the phoneme timings) against the audio envelope over time."""
+    import matplotlib.pyplot as plt
+
+    mouth = np.load(Path(root) / "latents" / "mouth.npz")[rel_path]
+    env = frame_envelope(media.read_audio(Path(root) / rel_path), len(mouth))
+    t = np.arange(len(mouth)) / FPS
+    fig, ax = plt.subplots(figsize=(8, 2.5))
+    ax.plot(t, mouth / (mouth.max() + 1e-9), label="mouth opening")
+    ax.plot(t, env / (env.max() + 1e-9), label="audio envelope", alpha=0.8)
+    r = np.corrcoef(mouth, env)[0, 1]
+    ax.set(xlabel="time (s)", ylabel="normalised", title=f"lip-sync (r = {r:.2f})")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def attribute_figure(meta: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    ids = meta.drop_duplicates("identity")
+    fig, axes = plt.subplots(1, 4, figsize=(11, 2.4))
+    ids.gender.value_counts().sort_index().plot.bar(ax=axes[0], title="gender")
+    axes[1].hist(ids.age, bins=15)
+    axes[1].set_title("age")
+    axes[2].hist(ids["size"], bins=15)
+    axes[2].set_title("size")
+    meta.clip_split.value_counts().plot.bar(ax=axes[3], title="clips per split")
+    fig.tight_layout()
+    return fig
+
+
+def oracle_table(root: str | Path) -> pd.DataFrame:
+    """oracle.json flattened to one row per (split, metric)."""
+    data = json.loads((Path(root) / "oracle.json").read_text())
+    rows = []
+
+    def walk(prefix, node, split):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}/{k}" if prefix else k, v, split)
+        else:
+            rows.append({"split": split, "metric": prefix, "oracle": node})
+
+    for split, node in data.items():
+        walk("", node, split)
+    return pd.DataFrame(rows)
+
+
+def voice_params_table(root: str | Path) -> pd.DataFrame:
+    lat = json.loads((Path(root) / "latents" / "identities.json").read_text())
+    return pd.DataFrame([{"identity": i["name"], "split": i["split"], "gender": i["gender"], **i["voice"]}
+                         for i in lat["identities"]])
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
+    return path
