@@ -1,0 +1,25 @@
+"""Shared fixtures: a tiny talking-faces set generated once per test session."""
+import os
+
+import pytest
+
+from avlab.data.synth.talking_faces import TalkingFacesConfig, generate
+
+TINY = dict(identities=12, videos_per_id=2, utts_per_video=3, size=48, seed=7)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Index and clip caches go to a per-session folder, never the user's ~/.cache."""
+    os.environ["AVLAB_CACHE"] = str(tmp_path_factory.mktemp("avlab-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg():
+    return TalkingFacesConfig(**TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tmp_path_factory, tiny_cfg):
+    return generate(tiny_cfg, tmp_path_factory.mktemp("tiny") / "talking-faces", workers=2, progress=False)

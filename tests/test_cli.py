@@ -1,0 +1,23 @@
+"""The command line gives clear errors for bad input and generates sets."""
+import pytest
+
+from avlab.cli import main as cli
+
+
+def test_synth_rejects_bad_coupling_with_a_clear_message(tmp_path, capsys):
+    assert cli(["synth", "talking-faces", "--out", str(tmp_path / "x"), "--coupling", "2", "--quiet"]) == 2
+    assert "coupling must lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_scan_of_a_missing_folder_is_an_error_not_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli(["nonsense"])
+    assert cli(["synth", "talking-faces", "--out", str(tmp_path / "y"), "--identities", "2", "--quiet"]) == 2
+    assert "identities must be >= 8" in capsys.readouterr().err
+
+
+def test_synth_writes_a_set(tmp_path):
+    out = tmp_path / "set"
+    assert cli(["synth", "talking-faces", "--out", str(out), "--identities", "8", "--videos-per-id", "1",
+                "--utts-per-video", "2", "--size", "32", "--workers", "1", "--quiet"]) == 0
+    assert (out / "oracle.json").exists() and (out / "lists" / "veriflist_test_G_unseenunheard.txt").exists()
