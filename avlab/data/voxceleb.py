@@ -1,0 +1,247 @@
+"""VoxCeleb-layout voice-face data: index, scan, pre-extracted cache, torch dataset.
+
+Layout: ``<root>/{dev,test}/mp4/<identity>/<video>/<utt>.mp4`` (VoxCeleb2; the synthetic
+talking-faces set uses the same). Clip splits come from ``meta.csv`` when the set has one (the
+synthetic sets do), otherwise from the top folder: ``dev`` → ``train``, ``test`` →
+``unseen_unheard``.
+
+* :func:`index_dataset` walks a root once and caches the clip list (``$AVLAB_CACHE`` or
+  ``~/.cache/avlab``); files that cannot be probed are listed as bad, not fatal.
+* :func:`scan` decodes every file's audio and first/last frames and reports each bad one.
+* :class:`VoiceFaceDataset` serves (face frame, log-mel crop, index, identity) from a cache of
+  decoded audio and a few frames per clip, built once with a progress bar, so CPU training does
+  not decode video every step.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from avlab.data import media
+from avlab.data.features import MelConfig, log_mel
+
+INDEX_VERSION = 1
+MIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: str  # relative to the root, as in the lists
+    identity: str
+    video: str
+    utt: str
+    split: str  # train | val | seen_heard | unseen_unheard
+    n_frames: int
+    fps: float
+
+
+@dataclass
+class Index:
+    root: str
+    clips: list[Clip]
+    bad: list[dict]  # {"path", "error", "reason"}
+
+    def split(self, *names: str) -> list[Clip]:
+        return [c for c in self.clips if c.split in names]
+
+    @property
+    def identities(self) -> list[str]:
+        return sorted({c.identity for c in self.clips})
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("AVLAB_CACHE", Path.home() / ".cache" / "avlab"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _key(*parts) -> str:
+    return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
+
+
+def _find_clips(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.mp4") if not p.name.startswith(".tmp-"))
+
+
+def _split_from_path(rel: Path) -> str:
+    return "unseen_unheard" if rel.parts[0] == "test" else "train"
+
+
+def _probe_one(args) -> dict:
+    root, rel = args
+    try:
+        info = media.probe(Path(root) / rel)
+        if info.sample_rate == 0:
+            raise media.NoAudioError(Path(root) / rel, "no audio stream")
+        if info.duration < MIN_SECONDS:
+            raise media.TooShortError(Path(root) / rel, f"{info.duration:.2f} s is shorter than {MIN_SECONDS} s")
+        return {"path": rel, "n_frames": info.n_frames, "fps": info.fps}
+    except media.MediaError as exc:
+        return {"path": rel, "error": type(exc).__name__, "reason": exc.reason}
+
+
+def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 2, progress: bool = True) -> Index:
+    """The clips under ``root`` (cached after the first call; ``rescan`` forces a new walk)."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root {root} does not exist or is not a folder")
+    meta = root / "meta.csv"
+    stamp = meta.stat().st_mtime_ns if meta.exists() else None
+    cache = cache_dir() / f"index-{_key(root, INDEX_VERSION)}.json"
+    if cache.exists() and not rescan:
+        data = json.loads(cache.read_text())
+        if data.get("stamp") == stamp:
+            return Index(str(root), [Clip(**c) for c in data["clips"]], data["bad"])
+
+    files = [str(p.relative_to(root)) for p in _find_clips(root)]
+    if not files:
+        raise FileNotFoundError(f"no .mp4 clips under {root} (expected {{dev,test}}/mp4/<id>/<video>/<utt>.mp4)")
+    known = {}
+    if meta.exists():
+        with open(meta, newline="") as f:
+            known = {r["path"]: r for r in csv.DictReader(f)}
+    clips, bad = [], []
+    todo = [p for p in files if p not in known]
+    for p in files:
+        if p in known:
+            r = known[p]
+            clips.append(Clip(p, r["identity"], r["video"], r["utt"], r["clip_split"], int(r["n_frames"]), 25.0))
+    if todo:
+        args = [(str(root), p) for p in todo]
+        with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(workers) as pool:
+            probed = list(tqdm(pool.imap(_probe_one, args, chunksize=16), total=len(args),
+                               desc=f"indexing {root.name}", disable=not progress))
+        for r in probed:
+            if "error" in r:
+                bad.append(r)
+                continue
+            rel = Path(r["path"])
+            clips.append(Clip(r["path"], rel.parts[-3], rel.parts[-2], rel.stem, _split_from_path(rel),
+                              r["n_frames"], r["fps"]))
+    clips.sort(key=lambda c: c.path)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"root": str(root), "stamp": stamp, "clips": [asdict(c) for c in clips], "bad": bad}))
+    os.replace(tmp, cache)
+    return Index(str(root), clips, bad)
+
+
+def _check_one(args) -> dict | None:
+    root, rel = args
+    path = Path(root) / rel
+    try:
+        info = media.probe(path)
+        if info.sample_rate == 0:
+            raise media.NoAudioError(path, "no audio stream")
+        if info.duration < MIN_SECONDS:
+            raise media.TooShortError(path, f"{info.duration:.2f} s is shorter than {MIN_SECONDS} s")
+        audio = media.read_audio(path)
+        if len(audio) < MIN_SECONDS * 16_000:
+            raise media.TooShortError(path, f"audio has only {len(audio)} samples")
+        media.read_frames(path, [0, info.n_frames - 1])
+        return None
+    except media.MediaError as exc:
+        return {"path": rel, "error": type(exc).__name__, "reason": exc.reason}
+
+
+def scan(root: str | os.PathLike, workers: int = 2, progress: bool = True) -> dict:
+    """Decode-check every clip under ``root``; returns {"n_files", "bad": [...]}, never raises for a file."""
+    root = Path(root).resolve()
+    files = [str(p.relative_to(root)) for p in _find_clips(root)]
+    with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(workers) as pool:
+        results = list(tqdm(pool.imap(_check_one, [(str(root), f) for f in files], chunksize=8),
+                            total=len(files), desc=f"scanning {root.name}", disable=not progress))
+    return {"root": str(root), "n_files": len(files), "bad": [r for r in results if r]}
+
+
+# --- pre-extracted cache -----------------------------------------------------------------------
+def _extract_one(args):
+    root, clip, n_frames_kept, size = args
+    path = Path(root) / clip.path
+    audio = media.read_audio(path)
+    n = clip.n_frames
+    idx = np.linspace(0, n - 1, n_frames_kept + 2)[1:-1].round().astype(int)
+    frames = media.read_frames(path, idx, size=size)
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16), frames
+
+
+def build_cache(index: Index, clips: list[Clip], size: int, frames_per_clip: int = 4, workers: int = 2,
+                progress: bool = True) -> Path:
+    """Decode ``clips`` once into an ``.npz`` (int16 audio + ``frames_per_clip`` frames each)."""
+    key = _key(index.root, size, frames_per_clip, *[c.path for c in clips])
+    out = cache_dir() / f"clips-{key}.npz"
+    if out.exists():
+        return out
+    args = [(index.root, c, frames_per_clip, size) for c in clips]
+    with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(workers) as pool:
+        results = list(tqdm(pool.imap(_extract_one, args, chunksize=8), total=len(args),
+                            desc="decoding clips into the cache", disable=not progress))
+    audio = [r[0] for r in results]
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in audio])])
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez(tmp, audio=np.concatenate(audio), offsets=offsets, frames=np.stack([r[1] for r in results]),
+             paths=np.array([c.path for c in clips]))
+    os.replace(tmp, out)
+    return out
+
+
+class VoiceFaceDataset:
+    """(face, voice log-mel, clip index, identity index) samples of one or more clip splits.
+
+    Training samples a random cached frame (randomly flipped) and a random ``crop_seconds`` audio
+    window; evaluation takes the middle frame and the whole utterance.
+    """
+
+    def __init__(self, root: str | os.PathLike, splits=("train",), face_size: int = 64, crop_seconds: float = 2.0,
+                 train: bool = True, mel: MelConfig = MelConfig(), frames_per_clip: int = 4, workers: int = 2,
+                 progress: bool = True):
+        import torch  # noqa: F401  (fail early with a clear import error)
+
+        self.index = index_dataset(root, workers=workers, progress=progress)
+        self.clips = self.index.split(*splits)
+        if not self.clips:
+            raise ValueError(f"no clips of split(s) {splits} in {root}")
+        self.identities = sorted({c.identity for c in self.clips})
+        self.label_of = {name: i for i, name in enumerate(self.identities)}
+        self.train, self.face_size, self.mel = train, face_size, mel
+        self.crop = int(crop_seconds * mel.sample_rate)
+        data = np.load(build_cache(self.index, self.clips, face_size, frames_per_clip, workers, progress))
+        self._audio, self._offsets, self._frames = data["audio"], data["offsets"], data["frames"]
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def audio(self, i: int) -> np.ndarray:
+        return self._audio[self._offsets[i]:self._offsets[i + 1]].astype(np.float32) / 32767.0
+
+    def face(self, i: int, frame: int | None = None):
+        import torch
+
+        k = self._frames.shape[1]
+        frame = (k // 2 if not self.train else np.random.randint(k)) if frame is None else frame
+        img = torch.from_numpy(self._frames[i, frame]).permute(2, 0, 1).float() / 127.5 - 1.0
+        if self.train and np.random.rand() < 0.5:
+            img = img.flip(-1)
+        return img
+
+    def voice(self, i: int):
+        import torch
+
+        wave = self.audio(i)
+        if self.train:
+            if len(wave) < self.crop:
+                wave = np.pad(wave, (0, self.crop - len(wave)))
+            start = np.random.randint(len(wave) - self.crop + 1)
+            wave = wave[start:start + self.crop]
+        return log_mel(torch.from_numpy(np.ascontiguousarray(wave)), self.mel)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"face": self.face(i), "voice": self.voice(i), "index": i,
+                "label": self.label_of[self.clips[i].identity]}
