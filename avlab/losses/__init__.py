@@ -1,0 +1,1 @@
+"""Losses: pure functions, one module per idea (no I/O, no state)."""

@@ -1,0 +1,76 @@
+"""ResNet encoders for faces (RGB frames) and voices (log-mel as a 1-channel image).
+
+CMPC uses ResNet-34 from scratch on 224² faces and 64-mel spectrograms, 512-d. The same class
+builds that (``resnet34``) and the small CPU defaults (``resnet_tiny``, ``resnet_small``); global
+average pooling makes the voice encoder accept any number of time frames.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from avlab.models.registry import register_model
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.skip = (nn.Identity() if stride == 1 and c_in == c_out else
+                     nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)))
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.skip(x))
+
+
+class ResNetEncoder(nn.Module):
+    """Conv stem → stages of basic blocks → global average pool → linear to ``embed_dim``.
+
+    ``features(x)`` is the pooled trunk output (what CMPC evaluates on); ``forward`` adds the
+    optional projection head used by the training losses.
+    """
+
+    def __init__(self, in_channels: int = 3, widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), embed_dim: int = 128,
+                 proj_dim: int | None = 128, large_stem: bool = False):
+        super().__init__()
+        if large_stem:  # ImageNet-style stem for 224² inputs
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        else:  # small inputs: keep resolution
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+                                      nn.ReLU(inplace=True))
+        layers, c = [], widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                layers.append(BasicBlock(c, w, stride=2 if (j == 0 and i > 0) else 1))
+                c = w
+        self.trunk = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, embed_dim)
+        self.proj = (nn.Sequential(nn.ReLU(inplace=True), nn.Linear(embed_dim, proj_dim)) if proj_dim else nn.Identity())
+        self.embed_dim, self.out_dim = embed_dim, proj_dim or embed_dim
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.trunk(self.stem(x)).mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.features(x))
+
+
+@register_model
+def resnet_tiny(in_channels: int = 3, embed_dim: int = 128, proj_dim: int | None = 128) -> ResNetEncoder:
+    """~0.7 M parameters; the CPU default."""
+    return ResNetEncoder(in_channels, (16, 32, 64, 128), (1, 1, 1, 1), embed_dim, proj_dim)
+
+
+@register_model
+def resnet_small(in_channels: int = 3, embed_dim: int = 256, proj_dim: int | None = 256) -> ResNetEncoder:
+    return ResNetEncoder(in_channels, (32, 64, 128, 256), (2, 2, 2, 2), embed_dim, proj_dim)
+
+
+@register_model
+def resnet34(in_channels: int = 3, embed_dim: int = 512, proj_dim: int | None = 512) -> ResNetEncoder:
+    """CMPC's encoder: ResNet-34 widths and depths, 512-d, ImageNet stem."""
+    return ResNetEncoder(in_channels, (64, 128, 256, 512), (3, 4, 6, 3), embed_dim, proj_dim, large_stem=True)
