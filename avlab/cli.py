@@ -30,27 +30,129 @@ def _scan(args) -> int:
     return 1 if report["bad"] else 0
 
 
-def ensure_quick_set(data: Path, workers: int) -> Path:
-    """Generate the quick talking-faces set at ``data`` unless a complete one is there."""
+def _method_option_fields():
+    """Every option of every registered method, for the command line (validated per method)."""
+    from dataclasses import MISSING, fields
+
+    from avlab.methods import METHODS
+
+    seen = {}
+    for cls in METHODS.values():
+        for f in fields(cls.Config):
+            seen.setdefault(f.name, f)
+    return [(f.name, f.default if f.default is not MISSING else None) for f in seen.values()]
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("method options (each method accepts its own; see `avlab methods`)")
+    for name, default in _method_option_fields():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            g.add_argument(flag, dest=f"m_{name}", type=_bool, metavar="BOOL")
+        elif isinstance(default, tuple):
+            g.add_argument(flag, dest=f"m_{name}", nargs="+", type=float if default and isinstance(default[0], float) else int)
+        else:
+            g.add_argument(flag, dest=f"m_{name}", type=type(default) if default is not None else str)
+
+
+def _train(args) -> int:
+    from avlab.methods.base import ModelConfig
+    from avlab.train import TrainConfig, train
+
+    method_args = {k[2:]: v for k, v in vars(args).items() if k.startswith("m_") and v is not None}
+    if args.method == "cmpc" and "num_prototypes" in method_args:
+        method_args["num_prototypes"] = [int(k) for k in method_args["num_prototypes"]]
+    cfg = TrainConfig(method=args.method, data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed, face_size=args.face_size, checkpoint_every=args.checkpoint_every,
+                      workers=args.workers, init_from=args.init_from or "", train_fraction=args.train_fraction,
+                      model=ModelConfig(args.face_model, args.voice_model, args.embed_dim, args.proj_dim),
+                      method_args=method_args)
+    cfg.method_config()  # validate the options against the method before any work
+    run = train(cfg, resume=args.resume, progress=not args.quiet)
+    print(f"trained {args.method}: {run}/model.safetensors (metrics.jsonl, config.json)")
+    if args.eval:
+        return _eval(argparse.Namespace(run=str(run), data=None, crops=5, quiet=args.quiet))
+    return 0
+
+
+def _eval(args) -> int:
+    from avlab.eval.run_eval import evaluate_run, flatten
+
+    res = evaluate_run(args.run, args.data, n_voice_crops=args.crops, progress=not args.quiet)
+    flat = flatten(res["metrics"].get("unseen_unheard", res["metrics"]))
+    for k in ("verification/U/auc", "verification/G/auc", "matching_1to2/v2f/U", "matching_1to2/f2v/U",
+              "retrieval_map/v2f", "retrieval_map/f2v"):
+        if k in flat:
+            print(f"  unseen-unheard {k:24s} {flat[k]:.3f}")
+    print(f"wrote {args.run}/eval.json and {args.run}/embeddings.npz")
+    return 0
+
+
+def _lowshot(args) -> int:
+    from avlab.lowshot import run_lowshot
+
+    pretrained = {Path(r).name: r for r in args.runs}
+    summary = run_lowshot(pretrained, args.data, args.out, args.fractions, args.epochs, args.seed, not args.quiet)
+    print(json.dumps(summary["unseen_unheard"], indent=1))
+    print(f"wrote {args.out}/lowshot.json")
+    return 0
+
+
+def _methods(args) -> int:
+    from dataclasses import fields
+
+    from avlab.methods import METHODS
+
+    for name, cls in sorted(METHODS.items()):
+        opts = ", ".join(f"{f.name}={f.default!r}" for f in fields(cls.Config))
+        print(f"{name}: {opts}")
+    return 0
+
+
+def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2) -> Path:
+    """Generate a talking-faces set of ``profile`` at ``data`` unless a complete one is there."""
     from avlab.data.synth.talking_faces import TalkingFacesConfig, generate
 
-    if (data / "oracle.json").exists():
-        print(f"using the existing synthetic set at {data}")
-        return data
-    print(f"generating the quick talking-faces set at {data} …")
-    return generate(TalkingFacesConfig.from_profile("quick"), data, workers=workers)
+    data = Path(data)
+    if (data / "oracle.json").exists() or (data.is_dir() and not (data / "synth_config.json").exists()
+                                           and any(data.iterdir())):
+        return data  # a finished synthetic set, or the user's own data
+    print(f"generating the {profile} talking-faces set at {data} …")
+    return generate(TalkingFacesConfig.from_profile(profile), data, workers=workers)
 
 
 def _run_main(args) -> int:
+    """Quick set → data tour → CID and CMPC trained and evaluated (notebook 01) → report (04)."""
     from avlab.notebooks import execute
+    from avlab.viz.report import comparison_table
 
-    data = ensure_quick_set(Path(args.data), args.workers)
-    out = Path(args.out)
-    nb = execute("00_data_tour", out, {"data_dir": str(data.resolve()), "out_dir": str(out.resolve())})
+    data = ensure_profile_set(Path(args.data), "quick", args.workers).resolve()
+    out = Path(args.out).resolve()
+    tour = execute("00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
+    runs = []
+    for method in ("cid", "cmpc"):
+        print(f"training and evaluating {method} ({args.epochs} epochs) …")
+        execute("01_train", out / method, {"method": method, "data_dir": str(data), "out_dir": str(out / method),
+                                           "epochs": args.epochs, "seed": args.seed})
+        runs.append(str(out / method))
+    report = execute("04_report", out, {"runs": runs, "out_dir": str(out)})
+    table = comparison_table(runs, "unseen_unheard")
+    print("\nunseen-unheard identities (chance = random embeddings through the same lists):")
+    print(table.round(3).to_string())
     print("\nmain job done. Outputs:")
-    print(f"  data set       {data}/ (meta.csv, lists/, oracle.json)")
-    print(f"  data tour      {nb} and {nb.with_suffix('.html')}")
-    print(f"  figures/tables {out}/")
+    print(f"  data set      {data}/ (meta.csv, lists/, oracle.json)")
+    print(f"  data tour     {tour} (+ .html)")
+    for r in runs:
+        print(f"  run           {r}/ (01_train.ipynb + .html, config.json, metrics.jsonl, model.safetensors, eval.json)")
+    print(f"  report        {report} (+ .html, report_*.csv, report_*.png)")
     return 0
 
 
@@ -79,10 +181,55 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_scan)
 
+    s = sub.add_parser("train", help="train a method into a run folder")
+    s.add_argument("--method", required=True, help="cid | cmpc | supervised (see `avlab methods`)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--face-size", type=int, default=64)
+    s.add_argument("--face-model", default="resnet_tiny")
+    s.add_argument("--voice-model", default="resnet_tiny")
+    s.add_argument("--embed-dim", type=int, default=128)
+    s.add_argument("--proj-dim", type=int, default=None, help="shared projection head (default: none)")
+    s.add_argument("--checkpoint-every", type=int, default=100)
+    s.add_argument("--init-from", help="a finished run whose encoders initialise this one")
+    s.add_argument("--train-fraction", type=float, default=1.0)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    s.add_argument("--eval", action="store_true", help="evaluate when training ends")
+    s.add_argument("--quiet", action="store_true")
+    _add_method_options(s)
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("eval", help="evaluate a run on a dataset's lists → RUN/eval.json, RUN/embeddings.npz")
+    s.add_argument("--run", required=True)
+    s.add_argument("--data", help="dataset root (default: the run's training data)")
+    s.add_argument("--crops", type=int, default=5, help="voice crops averaged per clip")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_eval)
+
+    s = sub.add_parser("lowshot", help="fine-tune pre-trained runs and scratch with a fraction of identity labels")
+    s.add_argument("--runs", nargs="*", default=[], help="pre-trained runs to compare (plus from scratch)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--fractions", nargs="+", type=float, default=[0.05, 0.1])
+    s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_lowshot)
+
+    s = sub.add_parser("methods", help="list the registered methods and their options")
+    s.set_defaults(func=_methods)
+
     s = sub.add_parser("run-main", help="the main job of `make run`")
     s.add_argument("--data", default="data/talking-faces-quick")
     s.add_argument("--out", default="runs/main")
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--epochs", type=int, default=40)
+    s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_run_main)
     return p
 
@@ -91,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
         print(f"avlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

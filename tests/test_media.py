@@ -91,7 +91,8 @@ def test_dataset_serves_faces_and_log_mels(tiny_set):
     ds = VoiceFaceDataset(tiny_set, ("train",), face_size=48, crop_seconds=1.0, progress=False)
     item = ds[0]
     assert item["face"].shape == (3, 48, 48) and -1.0 <= item["face"].min() <= item["face"].max() <= 1.0
-    assert item["voice"].shape == (64, 101)
+    assert item["wave"].shape == (16000,)
+    assert ds.collate([ds[0], ds[1]])["voice"].shape == (2, 64, 101)
     assert set(ds.label_of.values()) == set(range(len(ds.identities)))
     with pytest.raises(ValueError, match="no clips"):
         VoiceFaceDataset(tiny_set, ("nonexistent",), progress=False)

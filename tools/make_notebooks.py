@@ -92,7 +92,113 @@ display(oracle.pivot(index="metric", columns="split", values="oracle").round(3))
 """),
 ]
 
+TRAIN = [
+    ("md", """
+# 01 · Train and evaluate a voice-face method
+
+Trains one registered method (`cid`, `cmpc`, `supervised` …) on a talking-faces or VoxCeleb-layout
+set with a live loss plot, then runs the voice-face protocol on the set's lists. Everything lands
+in `out_dir`: `config.json`, `metrics.jsonl`, checkpoints, `eval.json`, `embeddings.npz`. Re-running
+with the same `out_dir` resumes (or reuses) the run.
+"""),
+    ("params", """
+method = "cmpc"                         # cid | cmpc | supervised
+data_dir = "data/talking-faces-quick"   # generated with `profile` if missing
+profile = "quick"                       # quick | standard (used only to generate data_dir)
+out_dir = "runs/cmpc"
+epochs = 30
+batch_size = 32
+lr = 2e-3
+temperature = 0.03
+num_prototypes = None                   # CMPC: e.g. [20, 40, 60]; None = proportional to the data
+cluster_warmup_epochs = 5               # CMPC: epochs before the first clustering
+seed = 0
+face_size = 64
+"""),
+    ("code", """
+from pathlib import Path
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+from avlab.cli import ensure_profile_set
+from avlab.train import TrainConfig, train, read_metrics
+from avlab.eval.run_eval import evaluate_run
+from avlab.viz import report
+
+ensure_profile_set(Path(data_dir), profile)
+method_args = {"temperature": temperature}
+if method == "cmpc":
+    method_args["cluster_warmup_epochs"] = cluster_warmup_epochs
+    if num_prototypes:
+        method_args["num_prototypes"] = list(num_prototypes)
+cfg = TrainConfig(method=method, data=data_dir, out=out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
+                  seed=seed, face_size=face_size, method_args=method_args)
+resume = Path(out_dir, "checkpoint.safetensors").exists()
+print(("resuming" if resume else "starting"), method, "in", out_dir)
+"""),
+    ("md", "## Training (the plot updates every epoch)"),
+    ("code", """
+run = train(cfg, resume=resume, on_epoch=report.LiveLossPlot(), progress=False)
+fig = report.loss_figure(run); fig.savefig(Path(run) / "loss.png", dpi=120); plt.show()
+display(pd.DataFrame(read_metrics(run)).tail(3))
+"""),
+    ("md", "## Evaluation: unseen-unheard identities, beside chance and the oracle"),
+    ("code", """
+result = evaluate_run(run, progress=False)
+table = report.protocol_table(result, "unseen_unheard")
+table.to_csv(Path(run) / "protocol_unseen_unheard.csv")
+display(table.round(3))
+display(report.protocol_table(result, "seen_heard").round(3))
+"""),
+]
+
+REPORT = [
+    ("md", """
+# 04 · Report: methods against the oracle
+
+Compares evaluated runs on the voice-face protocol (unseen-unheard and seen-heard identities),
+next to chance (random embeddings through the same lists) and the synthetic set's oracle.
+"""),
+    ("params", """
+runs = ["runs/main/cid", "runs/main/cmpc"]   # evaluated runs (eval.json present)
+out_dir = "runs/main"
+"""),
+    ("code", """
+from pathlib import Path
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from IPython.display import display
+from avlab.viz import report
+
+out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+"""),
+    ("md", "## Unseen-unheard identities"),
+    ("code", """
+unseen = report.comparison_table(runs, "unseen_unheard")
+unseen.to_csv(out / "report_unseen_unheard.csv")
+display(unseen.round(3))
+fig = report.comparison_figure(unseen, "unseen-unheard"); fig.savefig(out / "report_unseen_unheard.png", dpi=120); plt.show()
+"""),
+    ("md", "## Seen-heard (held-out clips of training identities)"),
+    ("code", """
+seen = report.comparison_table(runs, "seen_heard")
+seen.to_csv(out / "report_seen_heard.csv")
+display(seen.round(3))
+"""),
+    ("md", "## 1:N matching and training curves"),
+    ("code", """
+fig = report.matching_curve_figure(runs); fig.savefig(out / "report_1toN.png", dpi=120); plt.show()
+for r in runs:
+    report.loss_figure(r); plt.show()
+"""),
+]
+
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
     nbf.write(notebook(DATA_TOUR), HERE / "00_data_tour.ipynb")
-    print("wrote", HERE / "00_data_tour.ipynb")
+    nbf.write(notebook(TRAIN), HERE / "01_train.ipynb")
+    nbf.write(notebook(REPORT), HERE / "04_report.ipynb")
+    print("wrote notebooks to", HERE)

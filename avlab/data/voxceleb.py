@@ -192,16 +192,44 @@ def build_cache(index: Index, clips: list[Clip], size: int, frames_per_clip: int
     return out
 
 
+def augment_face(img, rng: np.random.Generator):
+    """Random resized crop (75–100 % of the side) and colour jitter (brightness, per-channel gain,
+    sometimes grey): instance contrast must not be solvable by a clip's framing or colours."""
+    import torch
+    import torch.nn.functional as F
+
+    side = img.shape[-1]
+    crop = int(round(side * rng.uniform(0.75, 1.0)))
+    y, x = rng.integers(side - crop + 1, size=2)
+    img = F.interpolate(img[None, :, y:y + crop, x:x + crop], size=(side, side), mode="bilinear",
+                        align_corners=False)[0]
+    gain = torch.from_numpy(rng.uniform(0.8, 1.2, (3, 1, 1))).float() * float(rng.uniform(0.7, 1.3))
+    img = (img + 1.0) * gain - 1.0
+    if rng.random() < 0.2:
+        img = img.mean(0, keepdim=True).expand_as(img)
+    return img.clamp(-1.0, 1.0)
+
+
+def augment_wave(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random gain and white noise at 10–40 dB SNR."""
+    power = (crops**2).mean(axis=-1, keepdims=True) + 1e-8
+    snr_db = rng.uniform(10, 40, (len(crops), 1))
+    noise = rng.standard_normal(crops.shape) * np.sqrt(power / 10 ** (snr_db / 10))
+    return ((crops + noise) * rng.uniform(0.5, 1.5, (len(crops), 1))).astype(np.float32)
+
+
 class VoiceFaceDataset:
     """(face, voice log-mel, clip index, identity index) samples of one or more clip splits.
 
     Training samples a random cached frame (randomly flipped) and a random ``crop_seconds`` audio
-    window; evaluation takes the middle frame and the whole utterance.
+    window; evaluation takes the middle frame and the whole utterance. The randomness of sample
+    ``i`` is a function of (``seed``, ``epoch``, ``i``) only — set ``epoch`` each epoch — so a
+    resumed run sees exactly the samples an uninterrupted one would, whatever the loader workers.
     """
 
     def __init__(self, root: str | os.PathLike, splits=("train",), face_size: int = 64, crop_seconds: float = 2.0,
                  train: bool = True, mel: MelConfig = MelConfig(), frames_per_clip: int = 4, workers: int = 2,
-                 progress: bool = True):
+                 progress: bool = True, augment: bool = True):
         import torch  # noqa: F401  (fail early with a clear import error)
 
         self.index = index_dataset(root, workers=workers, progress=progress)
@@ -211,37 +239,69 @@ class VoiceFaceDataset:
         self.identities = sorted({c.identity for c in self.clips})
         self.label_of = {name: i for i, name in enumerate(self.identities)}
         self.train, self.face_size, self.mel = train, face_size, mel
+        self.seed, self.epoch, self.augment = 0, 0, augment
         self.crop = int(crop_seconds * mel.sample_rate)
         data = np.load(build_cache(self.index, self.clips, face_size, frames_per_clip, workers, progress))
         self._audio, self._offsets, self._frames = data["audio"], data["offsets"], data["frames"]
+        self._audio_parts = list(zip(self._offsets[:-1], self._offsets[1:]))
+
+    def subset(self, fraction: float, seed: int = 0) -> None:
+        """Keep a seeded random ``fraction`` of the clips (at least one), e.g. for low-shot labels."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+        n = max(1, int(round(fraction * len(self.clips))))
+        keep = np.sort(np.random.default_rng([seed, 99]).choice(len(self.clips), n, replace=False))
+        self.clips = [self.clips[i] for i in keep]
+        self._frames = self._frames[keep]
+        self._audio_parts = [(self._offsets[i], self._offsets[i + 1]) for i in keep]
+        self.identities = sorted({c.identity for c in self.clips})
+        self.label_of = {name: i for i, name in enumerate(self.identities)}
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def audio(self, i: int) -> np.ndarray:
-        return self._audio[self._offsets[i]:self._offsets[i + 1]].astype(np.float32) / 32767.0
+        start, end = self._audio_parts[i]
+        return self._audio[start:end].astype(np.float32) / 32767.0
 
-    def face(self, i: int, frame: int | None = None):
+    def face(self, i: int, frame: int | None = None, flip: bool = False, rng: np.random.Generator | None = None):
         import torch
 
         k = self._frames.shape[1]
-        frame = (k // 2 if not self.train else np.random.randint(k)) if frame is None else frame
-        img = torch.from_numpy(self._frames[i, frame]).permute(2, 0, 1).float() / 127.5 - 1.0
-        if self.train and np.random.rand() < 0.5:
-            img = img.flip(-1)
-        return img
+        if rng is not None:  # training augmentation
+            frame, flip = int(rng.integers(k)), bool(rng.random() < 0.5)
+        img = torch.from_numpy(self._frames[i, k // 2 if frame is None else frame]).permute(2, 0, 1).float() / 127.5 - 1.0
+        img = img.flip(-1) if flip else img
+        return augment_face(img, rng) if rng is not None and self.augment else img
 
-    def voice(self, i: int):
+    def wave_crops(self, i: int, n_crops: int = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+        """(n, samples) windows of ``crop_seconds``: one random (training) or ``n_crops`` evenly spaced."""
+        wave = self.audio(i)
+        if len(wave) < self.crop:
+            wave = np.pad(wave, (0, self.crop - len(wave)))
+        last = len(wave) - self.crop
+        starts = [int(rng.integers(last + 1))] if rng is not None else np.linspace(0, last, n_crops).astype(int)
+        crops = np.stack([wave[s:s + self.crop] for s in starts])
+        return augment_wave(crops, rng) if rng is not None and self.augment else crops
+
+    def voice_crops(self, i: int, n_crops: int = 1, rng: np.random.Generator | None = None):
+        """Log-mels (n, n_mels, frames) of :meth:`wave_crops`."""
         import torch
 
-        wave = self.audio(i)
-        if self.train:
-            if len(wave) < self.crop:
-                wave = np.pad(wave, (0, self.crop - len(wave)))
-            start = np.random.randint(len(wave) - self.crop + 1)
-            wave = wave[start:start + self.crop]
-        return log_mel(torch.from_numpy(np.ascontiguousarray(wave)), self.mel)
+        return log_mel(torch.from_numpy(self.wave_crops(i, n_crops, rng)), self.mel)
 
     def __getitem__(self, i: int) -> dict:
-        return {"face": self.face(i), "voice": self.voice(i), "index": i,
+        """One sample: ``face`` (3, S, S) in [-1, 1] and ``wave`` (samples,); :meth:`collate` batches them."""
+        import torch
+
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
+        return {"face": self.face(i, rng=rng), "wave": torch.from_numpy(self.wave_crops(i, rng=rng)[0]), "index": i,
                 "label": self.label_of[self.clips[i].identity]}
+
+    def collate(self, items: list[dict]) -> dict:
+        """Stack samples and compute the batch's log-mels in one call (much cheaper than per clip)."""
+        import torch
+
+        return {"face": torch.stack([x["face"] for x in items]),
+                "voice": log_mel(torch.stack([x["wave"] for x in items]), self.mel),
+                "index": torch.tensor([x["index"] for x in items]), "label": torch.tensor([x["label"] for x in items])}

@@ -22,11 +22,12 @@ def register_method(name: str):
     return wrap
 
 
-def create_method(name: str, model_cfg, method_cfg=None, n_train: int = 0) -> "CrossModalMethod":
+def create_method(name: str, model_cfg, method_cfg=None, n_train: int = 0, n_classes: int = 0) -> "CrossModalMethod":
+    """``n_train``: training clips (memory banks); ``n_classes``: identities (supervised heads)."""
     if name not in METHODS:
         raise KeyError(f"unknown method {name!r}; registered: {sorted(METHODS)}")
     cls = METHODS[name]
-    return cls(model_cfg, method_cfg or cls.Config(), n_train)
+    return cls(model_cfg, method_cfg or cls.Config(), n_train, n_classes)
 
 
 @dataclass
@@ -36,7 +37,10 @@ class ModelConfig:
     face_model: str = "resnet_tiny"
     voice_model: str = "resnet_tiny"
     embed_dim: int = 128
-    proj_dim: int = 128
+    # A projection head shared by both modalities (None: none, as in CMPC's released model). It
+    # must be shared: evaluation uses the features before it, which are comparable across
+    # modalities only if one head maps both into the loss space.
+    proj_dim: int | None = None
 
 
 class CrossModalMethod(nn.Module):
@@ -53,17 +57,18 @@ class CrossModalMethod(nn.Module):
     class Config:
         pass
 
-    def __init__(self, model_cfg: ModelConfig, cfg, n_train: int):
+    def __init__(self, model_cfg: ModelConfig, cfg, n_train: int, n_classes: int = 0):
         super().__init__()
-        self.cfg, self.n_train = cfg, n_train
-        self.face_encoder = create_model(model_cfg.face_model, in_channels=3, embed_dim=model_cfg.embed_dim,
-                                         proj_dim=model_cfg.proj_dim)
-        self.voice_encoder = create_model(model_cfg.voice_model, in_channels=1, embed_dim=model_cfg.embed_dim,
-                                          proj_dim=model_cfg.proj_dim)
+        self.cfg, self.n_train, self.n_classes = cfg, n_train, n_classes
+        self.face_encoder = create_model(model_cfg.face_model, in_channels=3, embed_dim=model_cfg.embed_dim, proj_dim=None)
+        self.voice_encoder = create_model(model_cfg.voice_model, in_channels=1, embed_dim=model_cfg.embed_dim, proj_dim=None)
+        self.projection = (nn.Sequential(nn.ReLU(), nn.Linear(model_cfg.embed_dim, model_cfg.proj_dim))
+                           if model_cfg.proj_dim else nn.Identity())
 
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected (voice, face) embeddings used by the training losses."""
-        return self.voice_encoder(batch["voice"].unsqueeze(1)), self.face_encoder(batch["face"])
+        """(voice, face) embeddings in the loss space (after the shared projection, if any)."""
+        return (self.projection(self.voice_encoder(batch["voice"].unsqueeze(1))),
+                self.projection(self.face_encoder(batch["face"])))
 
     @torch.no_grad()
     def embed_voice(self, mel: torch.Tensor) -> torch.Tensor:

@@ -46,8 +46,8 @@ class CMPC(CID):
         granularity_weighting: str = "mean"
         prototype_agreement: str = "mean"
 
-    def __init__(self, model_cfg, cfg, n_train: int):
-        super().__init__(model_cfg, cfg, n_train)
+    def __init__(self, model_cfg, cfg, n_train: int, n_classes: int = 0):
+        super().__init__(model_cfg, cfg, n_train, n_classes)
         dim = model_cfg.proj_dim or model_cfg.embed_dim
         g = torch.Generator().manual_seed(0)
         self.register_buffer("voice_bank", F.normalize(torch.randn(n_train, dim, generator=g), dim=1))

@@ -46,16 +46,16 @@ VOICE_LOADINGS = np.array([
 VOICE_LOADINGS = VOICE_LOADINGS / np.linalg.norm(VOICE_LOADINGS, axis=1, keepdims=True)
 
 PROFILES = {
-    "quick": dict(identities=48, videos_per_id=2, utts_per_video=3, size=64),
+    "quick": dict(identities=96, videos_per_id=2, utts_per_video=4, size=64),
     "standard": dict(identities=400, videos_per_id=3, utts_per_video=4, size=64),
 }
 
 
 @dataclass(frozen=True)
 class TalkingFacesConfig:
-    identities: int = 48
+    identities: int = 96
     videos_per_id: int = 2
-    utts_per_video: int = 3
+    utts_per_video: int = 4
     coupling: float = 0.8
     size: int = 64
     seed: int = 0
