@@ -29,3 +29,26 @@ def test_data_tour_executes_and_writes_its_artefacts(tiny_set, tmp_path):
     oracle = pd.read_csv(out / "oracle.csv")
     assert set(oracle.split) == {"seen_heard", "unseen_unheard"}
     assert (pd.read_csv(out / "lipsync.csv").r.mean()) > 0.4
+
+
+def test_train_and_report_notebooks_execute_and_write_their_artefacts(tiny_set, tmp_path):
+    runs = []
+    for method in ("cid", "cmpc"):
+        run = tmp_path / method
+        execute("01_train", run, {"method": method, "data_dir": str(tiny_set), "out_dir": str(run), "epochs": 2,
+                                  "batch_size": 8, "face_size": 48, "cluster_warmup_epochs": 1,
+                                  "num_prototypes": [2, 3]}, progress=False)
+        for name in ("01_train.ipynb", "01_train.html", "loss.png", "eval.json", "embeddings.npz",
+                     "protocol_unseen_unheard.csv", "model.safetensors"):
+            assert (run / name).exists(), name
+        runs.append(str(run))
+    # Re-running the notebook on a finished run reuses it instead of failing.
+    execute("01_train", tmp_path / "cid", {"method": "cid", "data_dir": str(tiny_set), "out_dir": runs[0],
+                                           "epochs": 2, "batch_size": 8, "face_size": 48}, progress=False)
+    execute("04_report", tmp_path, {"runs": runs, "out_dir": str(tmp_path)}, progress=False)
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "report_unseen_unheard.csv", index_col=0)
+    assert {"cid", "cmpc", "chance", "oracle"} <= set(table.columns)
+    assert "matching_1to2/v2f/U" in table.index
+    assert (tmp_path / "report_unseen_unheard.png").stat().st_size > 1000
