@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default="data/talking-faces-quick")
     s.add_argument("--out", default="runs/main")
     s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--epochs", type=int, default=40)
+    s.add_argument("--epochs", type=int, default=20)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_run_main)
     return p

@@ -110,7 +110,7 @@ epochs = 30
 batch_size = 32
 lr = 2e-3
 temperature = 0.03
-num_prototypes = None                   # CMPC: e.g. [20, 40, 60]; None = proportional to the data
+num_prototypes = []                     # CMPC: K per granularity, e.g. [20, 40, 60]; empty: proportional to the data
 cluster_warmup_epochs = 5               # CMPC: epochs before the first clustering
 seed = 0
 face_size = 64
