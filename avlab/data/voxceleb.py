@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 
 from avlab.data import media
 from avlab.data.features import MelConfig, log_mel
+from avlab.parallel import pool
 
 INDEX_VERSION = 1
 MIN_SECONDS = 0.5
@@ -75,14 +75,20 @@ def _split_from_path(rel: Path) -> str:
     return "unseen_unheard" if rel.parts[0] == "test" else "train"
 
 
+def _usable(path: Path) -> media.MediaInfo:
+    """Probe ``path`` and require an audio stream and at least ``MIN_SECONDS``."""
+    info = media.probe(path)
+    if info.sample_rate == 0:
+        raise media.NoAudioError(path, "no audio stream")
+    if info.duration < MIN_SECONDS:
+        raise media.TooShortError(path, f"{info.duration:.2f} s is shorter than {MIN_SECONDS} s")
+    return info
+
+
 def _probe_one(args) -> dict:
     root, rel = args
     try:
-        info = media.probe(Path(root) / rel)
-        if info.sample_rate == 0:
-            raise media.NoAudioError(Path(root) / rel, "no audio stream")
-        if info.duration < MIN_SECONDS:
-            raise media.TooShortError(Path(root) / rel, f"{info.duration:.2f} s is shorter than {MIN_SECONDS} s")
+        info = _usable(Path(root) / rel)
         return {"path": rel, "n_frames": info.n_frames, "fps": info.fps}
     except media.MediaError as exc:
         return {"path": rel, "error": type(exc).__name__, "reason": exc.reason}
@@ -116,8 +122,8 @@ def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 
             clips.append(Clip(p, r["identity"], r["video"], r["utt"], r["clip_split"], int(r["n_frames"]), 25.0))
     if todo:
         args = [(str(root), p) for p in todo]
-        with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(workers) as pool:
-            probed = list(tqdm(pool.imap(_probe_one, args, chunksize=16), total=len(args),
+        with pool(workers) as workers_pool:
+            probed = list(tqdm(workers_pool.imap(_probe_one, args, chunksize=16), total=len(args),
                                desc=f"indexing {root.name}", disable=not progress))
         for r in probed:
             if "error" in r:
@@ -137,11 +143,7 @@ def _check_one(args) -> dict | None:
     root, rel = args
     path = Path(root) / rel
     try:
-        info = media.probe(path)
-        if info.sample_rate == 0:
-            raise media.NoAudioError(path, "no audio stream")
-        if info.duration < MIN_SECONDS:
-            raise media.TooShortError(path, f"{info.duration:.2f} s is shorter than {MIN_SECONDS} s")
+        info = _usable(path)
         audio = media.read_audio(path)
         if len(audio) < MIN_SECONDS * 16_000:
             raise media.TooShortError(path, f"audio has only {len(audio)} samples")
@@ -155,8 +157,8 @@ def scan(root: str | os.PathLike, workers: int = 2, progress: bool = True) -> di
     """Decode-check every clip under ``root``; returns {"n_files", "bad": [...]}, never raises for a file."""
     root = Path(root).resolve()
     files = [str(p.relative_to(root)) for p in _find_clips(root)]
-    with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(workers) as pool:
-        results = list(tqdm(pool.imap(_check_one, [(str(root), f) for f in files], chunksize=8),
+    with pool(workers) as workers_pool:
+        results = list(tqdm(workers_pool.imap(_check_one, [(str(root), f) for f in files], chunksize=8),
                             total=len(files), desc=f"scanning {root.name}", disable=not progress))
     return {"root": str(root), "n_files": len(files), "bad": [r for r in results if r]}
 
@@ -180,8 +182,8 @@ def build_cache(index: Index, clips: list[Clip], size: int, frames_per_clip: int
     if out.exists():
         return out
     args = [(index.root, c, frames_per_clip, size) for c in clips]
-    with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(workers) as pool:
-        results = list(tqdm(pool.imap(_extract_one, args, chunksize=8), total=len(args),
+    with pool(workers) as workers_pool:
+        results = list(tqdm(workers_pool.imap(_extract_one, args, chunksize=8), total=len(args),
                             desc="decoding clips into the cache", disable=not progress))
     audio = [r[0] for r in results]
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in audio])])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from avlab.data.media import write_mp4
+from avlab.parallel import pool
 from avlab.data.synth.face import FaceParams, Scene, add_noise, draw_face
 from avlab.data.synth.voice import SAMPLE_RATE, VoiceParams, revoice, room
 
@@ -297,11 +297,8 @@ def generate(cfg: TalkingFacesConfig, out: str | os.PathLike, workers: int = 2, 
     results = []
     bar = tqdm(total=len(jobs), desc="talking-faces clips", unit="clip", disable=not progress)
     if workers > 1:
-        # fork where available: workers only use numpy/OpenCV/espeak, and unlike spawn it works
-        # from scripts without a __main__ guard (each worker starts its own espeak engine).
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with mp.get_context(method).Pool(workers) as pool:
-            for r in pool.imap(_render, args, chunksize=4):
+        with pool(workers) as workers_pool:  # each worker starts its own espeak engine
+            for r in workers_pool.imap(_render, args, chunksize=4):
                 results.append(r)
                 bar.update()
     else:
