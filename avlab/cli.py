@@ -106,6 +106,26 @@ def _lowshot(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from avlab.sweep import run_sweep
+
+    table = run_sweep(args.notebook, args.grid, args.out, workers=args.workers, timeout_s=args.timeout,
+                      memory_gb=args.memory_gb, progress=not args.quiet)
+    failed = table[table.status != "ok"]
+    print(f"{len(table) - len(failed)} of {len(table)} runs ok; summary in {args.out}/sweep.csv")
+    for row in failed.itertuples():
+        print(f"FAILED {row.run}: {row.error}")
+    return 0
+
+
+def _lab(args) -> int:
+    import subprocess
+
+    from avlab.notebooks import NOTEBOOK_DIR
+
+    return subprocess.call([sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOK_DIR}", "--ip=127.0.0.1"])
+
+
 def _methods(args) -> int:
     from dataclasses import fields
 
@@ -220,6 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_lowshot)
+
+    s = sub.add_parser("sweep", help="run a notebook over a parameter grid with papermill")
+    s.add_argument("notebook", help="a notebook path or a name in notebooks/ (e.g. 01_train)")
+    s.add_argument("--grid", required=True, help="YAML with 'fixed' and 'grid' sections")
+    s.add_argument("--out", required=True)
+    s.add_argument("--workers", type=int, default=1, help="runs executed at the same time")
+    s.add_argument("--timeout", type=float, help="seconds before a run is stopped and marked failed")
+    s.add_argument("--memory-gb", type=float, help="resident memory (GiB) before a run is stopped and marked failed")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_sweep)
+
+    s = sub.add_parser("lab", help="JupyterLab on notebooks/ (bound to 127.0.0.1)")
+    s.set_defaults(func=_lab)
 
     s = sub.add_parser("methods", help="list the registered methods and their options")
     s.set_defaults(func=_methods)

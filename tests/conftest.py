@@ -23,3 +23,18 @@ def tiny_cfg():
 @pytest.fixture(scope="session")
 def tiny_set(tmp_path_factory, tiny_cfg):
     return generate(tiny_cfg, tmp_path_factory.mktemp("tiny") / "talking-faces", workers=2, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_cmpc_run(tmp_path_factory, tiny_set):
+    """A CMPC run on the tiny set that clustered and was evaluated (clusters, embeddings, eval.json)."""
+    from avlab.eval.run_eval import evaluate_run
+    from avlab.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "cmpc"
+    cfg = TrainConfig(method="cmpc", data=str(tiny_set), out=str(out), epochs=2, batch_size=8, face_size=48,
+                      crop_seconds=1.0, workers=1,
+                      method_args={"cluster_warmup_epochs": 1, "num_prototypes": [3, 5]})
+    train(cfg, progress=False)
+    evaluate_run(out, progress=False)
+    return out

@@ -52,3 +52,22 @@ def test_train_and_report_notebooks_execute_and_write_their_artefacts(tiny_set, 
     assert {"cid", "cmpc", "chance", "oracle"} <= set(table.columns)
     assert "matching_1to2/v2f/U" in table.index
     assert (tmp_path / "report_unseen_unheard.png").stat().st_size > 1000
+
+
+def test_cluster_umap_and_evaluate_notebooks_execute(tiny_cmpc_run, tmp_path):
+    out = tmp_path / "inspect"
+    execute("02_cluster_inspection", out, {"run": str(tiny_cmpc_run), "out_dir": str(out), "n_downweighted": 3},
+            progress=False)
+    for name in ("cluster_sizes.csv", "cluster_sizes.png", "cluster_metrics.csv", "downweighted.csv"):
+        assert (out / name).exists(), name
+    out = tmp_path / "umap"
+    execute("03_embedding_umap", out, {"run": str(tiny_cmpc_run), "out_dir": str(out), "max_points": 200,
+                                       "color_by": "modality"}, progress=False)
+    fig = json.loads((out / "umap.json").read_text())
+    assert {t["name"] for t in fig["data"]} >= {"voice", "face", "face prototype"}
+    assert (out / "umap.html").stat().st_size > 100_000 and list((tiny_cmpc_run / "umap").glob("*.csv"))
+    out = tmp_path / "evaluate"
+    execute("05_evaluate", out, {"runs": [str(tiny_cmpc_run)], "out_dir": str(out)}, progress=False)
+    for name in ("protocol_unseen_unheard.csv", "protocol_seen_heard.csv", "roc.png", "matching_1toN.png",
+                 "retrieval_pr.png"):
+        assert (out / name).exists(), name

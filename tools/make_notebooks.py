@@ -196,9 +196,181 @@ for r in runs:
 """),
 ]
 
+CLUSTERS = [
+    ("md", """
+# 02 · Cluster inspection: what CMPC's prototypes group
+
+The latest clustering saved by a CMPC run (`clusters.safetensors`): cluster sizes and
+concentrations, purity / NMI / ARI of each modality's clusters against identities and against
+each attribute, how much voice and face clusters agree, a browser of one cluster's members, and
+the clips that recalibration trusts least.
+"""),
+    ("params", """
+run = "runs/main/cmpc"     # a CMPC run with clusters.safetensors
+granularity = 0            # 0 = coarsest
+modality = "face"          # browse voice or face clusters
+out_dir = "runs/main/cmpc/inspect"
+n_downweighted = 6
+"""),
+    ("code", """
+from pathlib import Path
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from IPython.display import HTML, display
+from avlab.viz import clusters as vc
+
+out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+rc = vc.load_run_clusters(run)
+print(f"clustering of epoch {rc.epoch}: K = {[len(c) for c in rc.voice.centroids]} over {len(rc.clips)} training clips")
+"""),
+    ("md", "## Sizes and concentrations"),
+    ("code", """
+sizes = vc.cluster_table(rc, granularity); sizes.to_csv(out / "cluster_sizes.csv", index=False)
+fig = vc.sizes_figure(rc, granularity); fig.savefig(out / "cluster_sizes.png", dpi=120); plt.show()
+"""),
+    ("md", "## Clusters against identities and attributes"),
+    ("code", """
+scores = vc.cluster_metrics(rc); scores.to_csv(out / "cluster_metrics.csv", index=False)
+display(scores.pivot_table(index=["modality", "k"], columns="against", values="nmi").round(3))
+agree = vc.agreement(rc, granularity)
+print(f"voice vs face clusters: NMI {agree['nmi']:.3f}, ARI {agree['ari']:.3f}")
+"""),
+    ("md", "## Browse a cluster (face thumbnails, audio players)"),
+    ("code", """
+vc.cluster_browser(rc, modality, granularity)
+"""),
+    ("md", "## The clips recalibration down-weights most"),
+    ("code", """
+low = vc.downweighted(rc, n_downweighted)
+low.to_csv(out / "downweighted.csv", index=False)
+display(HTML(vc.gallery_html(rc.data, low, extra=("rho", "weight"))))
+"""),
+]
+
+UMAP = [
+    ("md", """
+# 03 · Embeddings and prototypes (UMAP)
+
+Voice and face embeddings of a run in one 2-D UMAP, with the CMPC prototypes overlaid. Colour
+by identity / cluster / attribute / modality / split, hover a point to see its face, select
+points to list them, join the voices and faces of one identity. The layout is cached per run.
+"""),
+    ("params", """
+run = "runs/main/cmpc"      # a run with embeddings.npz (avlab eval)
+max_points = 5000           # voices + faces shown; more clips are subsampled at random
+color_by = "identity"       # identity | cluster | gender | modality | split | age | size
+join_identity = ""          # draw voice-face lines for this identity ("" = none)
+out_dir = "runs/main/cmpc/umap"
+seed = 0
+"""),
+    ("code", """
+import time
+from pathlib import Path
+from avlab.viz import umap_view
+
+out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+t0 = time.time()
+points = umap_view.umap_layout(run, max_points=max_points, seed=seed)
+print(f"{len(points)} points laid out in {time.time() - t0:.1f} s (cached per run after the first time)")
+points.to_csv(out / "umap_points.csv", index=False)
+"""),
+    ("code", """
+fig = umap_view.umap_figure(points, color_by, join_identity or None)
+fig.write_json(out / "umap.json")
+fig.write_html(out / "umap.html", include_plotlyjs=True)
+fig
+"""),
+    ("md", "## Explore (widgets: colour, voice-face lines, hovered face, selection)"),
+    ("code", """
+import json
+data_root = json.loads(Path(run, "config.json").read_text())["data"]
+umap_view.umap_explorer(points, data_root)
+"""),
+]
+
+EVALUATE = [
+    ("md", """
+# 05 · Evaluation report
+
+The voice-face protocol for one or more runs: tables for seen-heard and unseen-unheard
+identities (U and G lists, both directions) next to chance and the oracle, ROC curves, the 1:N
+matching curve and retrieval precision-recall.
+"""),
+    ("params", """
+runs = ["runs/main/cid", "runs/main/cmpc"]   # evaluated runs (eval.json, embeddings.npz)
+out_dir = "runs/main/evaluate"
+"""),
+    ("code", """
+from pathlib import Path
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from IPython.display import display
+from avlab.viz import report, evaluate
+
+out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+"""),
+    ("md", "## Protocol tables"),
+    ("code", """
+for split in ("unseen_unheard", "seen_heard"):
+    table = report.comparison_table(runs, split)
+    table.to_csv(out / f"protocol_{split}.csv")
+    print(split); display(table.round(3))
+"""),
+    ("md", "## ROC curves (verification U and G)"),
+    ("code", """
+fig = evaluate.roc_figure(runs); fig.savefig(out / "roc.png", dpi=120); plt.show()
+"""),
+    ("md", "## 1:N matching and retrieval precision-recall"),
+    ("code", """
+fig = report.matching_curve_figure(runs); fig.savefig(out / "matching_1toN.png", dpi=120); plt.show()
+fig = evaluate.pr_figure(runs); fig.savefig(out / "retrieval_pr.png", dpi=120); plt.show()
+"""),
+]
+
+SWEEP_SUMMARY = [
+    ("md", """
+# 06 · Sweep summary
+
+Every run of an `avlab sweep`: its status (failed runs are marked, their executed notebooks kept
+with the error), its parameters and its unseen-unheard metrics.
+"""),
+    ("params", """
+sweep_dir = "runs/sweep-cid-vs-cmpc"
+metric = "matching_1to2/v2f/U"
+group_by = "method"
+out_dir = ""                 # default: the sweep folder
+"""),
+    ("code", """
+from pathlib import Path
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from IPython.display import display
+from avlab.viz.sweep import load_sweep, sweep_figure
+
+out = Path(out_dir or sweep_dir)
+table = load_sweep(sweep_dir)
+print(f"{(table.status == 'ok').sum()} ok, {(table.status != 'ok').sum()} failed")
+display(table)
+"""),
+    ("code", """
+fig = sweep_figure(table, metric, group_by); fig.savefig(out / "sweep_summary.png", dpi=120); plt.show()
+ok = table[table.status == "ok"]
+if group_by in ok and metric in ok:
+    summary = ok.groupby(group_by)[metric].agg(["mean", "std", "count"])
+    summary.to_csv(out / "sweep_summary.csv"); display(summary.round(3))
+"""),
+]
+
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
     nbf.write(notebook(DATA_TOUR), HERE / "00_data_tour.ipynb")
     nbf.write(notebook(TRAIN), HERE / "01_train.ipynb")
     nbf.write(notebook(REPORT), HERE / "04_report.ipynb")
+    nbf.write(notebook(CLUSTERS), HERE / "02_cluster_inspection.ipynb")
+    nbf.write(notebook(UMAP), HERE / "03_embedding_umap.ipynb")
+    nbf.write(notebook(EVALUATE), HERE / "05_evaluate.ipynb")
+    nbf.write(notebook(SWEEP_SUMMARY), HERE / "06_sweep_summary.ipynb")
     print("wrote notebooks to", HERE)
