@@ -58,6 +58,8 @@ class TrainConfig:
     method_args: dict = field(default_factory=dict)
 
     def method_config(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; registered: {sorted(METHODS)}")
         cls = METHODS[self.method].Config
         known = {f.name for f in fields(cls)}
         unknown = set(self.method_args) - known
