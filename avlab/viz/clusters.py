@@ -167,24 +167,29 @@ def gallery_html(root: str | Path, rows: pd.DataFrame, extra: tuple[str, ...] = 
 
 
 def cluster_browser(rc: RunClusters, modality: str = "face", granularity: int = 0, max_members: int = 12):
-    """A dropdown of clusters (largest first) and the chosen cluster's gallery and purity."""
+    """A dropdown of clusters (largest first) and the chosen cluster's gallery and purity.
+
+    The gallery is an ``ipywidgets.HTML`` whose value is replaced, not an ``Output`` widget: an
+    Output widget's captured display can stall papermill's client, and HTML behaves the same in
+    JupyterLab and in batch.
+    """
+    import html as html_lib
+
     import ipywidgets as w
-    from IPython.display import HTML, display
 
     table = cluster_table(rc, granularity)
     table = table[(table.modality == modality) & (table["size"] > 0)].sort_values("size", ascending=False)
     pick = w.Dropdown(options=[(f"cluster {r.cluster} ({r.size} clips)", int(r.cluster)) for r in table.itertuples()],
                       description=f"{modality} cluster")
-    out = w.Output()
+    gallery = w.HTML()
 
     def show(change=None):
-        out.clear_output()
         m = members(rc, modality, granularity, pick.value)
         share = m.identity.value_counts(normalize=True)
-        with out:
-            print(f"{len(m)} members, {m.identity.nunique()} identities; purity {share.iloc[0]:.2f} ({share.index[0]})")
-            display(HTML(gallery_html(rc.data, m.head(max_members))))
+        summary = (f"{len(m)} members, {m.identity.nunique()} identities; "
+                   f"purity {share.iloc[0]:.2f} ({html_lib.escape(str(share.index[0]))})")
+        gallery.value = f"<p>{summary}</p>" + gallery_html(rc.data, m.head(max_members))
 
     pick.observe(show, names="value")
     show()
-    return w.VBox([pick, out])
+    return w.VBox([pick, gallery])

@@ -153,7 +153,7 @@ def umap_explorer(points: pd.DataFrame, data_root: str | Path):
     ids = sorted(points.identity[points.identity != "-"].unique())
     line = w.Dropdown(options=["(none)"] + ids, description="join")
     thumb = w.Image(format="png", width=96, height=96)
-    selected = w.Output(layout={"max_height": "220px", "overflow": "auto"})
+    selected = w.HTML(layout={"max_height": "220px", "overflow": "auto"})  # not Output: see cluster_browser
     box = w.VBox()
 
     def on_hover(trace, state, _):
@@ -164,9 +164,8 @@ def umap_explorer(points: pd.DataFrame, data_root: str | Path):
 
     def on_select(trace, state, _):
         if state.point_inds and trace.customdata is not None:
-            with selected:
-                rows = points[points.path.isin([trace.customdata[i] for i in state.point_inds])]
-                print(rows[["modality", "path", "identity", "split"]].to_string(index=False))
+            rows = points[points.path.isin([trace.customdata[i] for i in state.point_inds])]
+            selected.value = rows[["modality", "path", "identity", "split"]].to_html(index=False)
 
     def redraw(change=None):
         fig = umap_figure(points, colour.value, None if line.value == "(none)" else line.value, widget=True)
