@@ -100,7 +100,8 @@ def _lowshot(args) -> int:
     from avlab.lowshot import run_lowshot
 
     pretrained = {Path(r).name: r for r in args.runs}
-    summary = run_lowshot(pretrained, args.data, args.out, args.fractions, args.epochs, args.seed, not args.quiet)
+    summary = run_lowshot(pretrained, args.data, args.out, args.fractions, args.epochs, args.seed, not args.quiet,
+                          batch_size=args.batch_size)
     print(json.dumps(summary["unseen_unheard"], indent=1))
     print(f"wrote {args.out}/lowshot.json")
     return 0
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--fractions", nargs="+", type=float, default=[0.05, 0.1])
     s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--batch-size", type=int, help="default: the pre-trained run's")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_lowshot)

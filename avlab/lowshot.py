@@ -14,18 +14,18 @@ KEY_METRICS = ("verification/U/auc", "verification/G/auc", "matching_1to2/v2f/U"
 
 
 def run_lowshot(pretrained: dict[str, str], data: str, out: str | Path, fractions=(0.05, 0.1), epochs: int = 20,
-                seed: int = 0, progress: bool = True) -> dict:
+                seed: int = 0, progress: bool = True, batch_size: int | None = None) -> dict:
     """``pretrained`` maps a name (e.g. ``cmpc``) to a finished run; ``scratch`` is added."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     first = next(iter(pretrained.values()), None)
     base = (TrainConfig.from_json(json.loads((Path(first) / "config.json").read_text())) if first else TrainConfig())
-    summary: dict = {"data": data, "epochs": epochs, "seed": seed, "unseen_unheard": {}}
+    summary: dict = {"data": data, "epochs": epochs, "seed": seed, "pretrained": pretrained, "unseen_unheard": {}}
     for frac in fractions:
         for name, init in [*pretrained.items(), ("scratch", "")]:
             run = out / f"{name}-{frac:g}"
             cfg = replace(base, method="supervised", method_args={}, data=data, out=str(run), epochs=epochs,
-                          seed=seed, init_from=init, train_fraction=frac)
+                          seed=seed, init_from=init, train_fraction=frac, batch_size=batch_size or base.batch_size)
             if not (run / "model.safetensors").exists():
                 train(cfg, resume=(run / "checkpoint.safetensors").exists(), progress=progress)
             metrics = flatten(evaluate_run(run, data, progress=progress)["metrics"]["unseen_unheard"])
