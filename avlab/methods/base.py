@@ -1,6 +1,7 @@
 """What every voice-face method shares: two encoders, embedding, the method registry."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -43,7 +44,7 @@ class ModelConfig:
     proj_dim: int | None = None
 
 
-class CrossModalMethod(nn.Module):
+class CrossModalMethod(nn.Module, ABC):
     """A face encoder and a voice encoder; subclasses define ``loss``.
 
     ``Config`` is the method's own options (a dataclass); the training loop calls ``on_epoch_start``
@@ -82,8 +83,9 @@ class CrossModalMethod(nn.Module):
     def on_epoch_start(self, epoch: int, run_dir=None) -> dict:
         return {}
 
+    @abstractmethod
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError  # abstract: every registered method overrides it
+        """(loss, logs for metrics.jsonl) of one batch; ``logs["loss"]`` is the loss value."""
 
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         return {}
