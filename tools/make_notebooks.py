@@ -267,7 +267,12 @@ seed = 0
     ("code", """
 import time
 from pathlib import Path
+import plotly.io as pio
 from avlab.viz import umap_view
+
+# JupyterLab renders the plotly mimetype; the HTML export needs text/html with plotly.js inline
+# (offline: no CDN), which the "notebook" renderer adds.
+pio.renderers.default = "plotly_mimetype+notebook"
 
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 t0 = time.time()
