@@ -260,7 +260,7 @@ points to list them, join the voices and faces of one identity. The layout is ca
 run = "runs/main/cmpc"      # a run with embeddings.npz (avlab eval)
 max_points = 5000           # voices + faces shown; more clips are subsampled at random
 color_by = "identity"       # identity | cluster | gender | modality | split | age | size
-join_identity = ""          # draw voice-face lines for this identity ("" = none)
+join_identity = ""          # draw voice-face lines for this identity (empty: none)
 out_dir = "runs/main/cmpc/umap"
 seed = 0
 """),
