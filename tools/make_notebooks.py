@@ -207,7 +207,7 @@ the clips that recalibration trusts least.
 """),
     ("params", """
 run = "runs/main/cmpc"     # a CMPC run with clusters.safetensors
-granularity = 0            # 0 = coarsest
+granularity = 0            # index into the granularities, 0 is the coarsest
 modality = "face"          # browse voice or face clusters
 out_dir = "runs/main/cmpc/inspect"
 n_downweighted = 6
