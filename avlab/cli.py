@@ -138,7 +138,7 @@ def _methods(args) -> int:
     return 0
 
 
-def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2) -> Path:
+def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, progress: bool = True) -> Path:
     """Generate a talking-faces set of ``profile`` at ``data`` unless a complete one is there."""
     from avlab.data.synth.talking_faces import TalkingFacesConfig, generate
 
@@ -146,8 +146,8 @@ def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2) -> 
     if (data / "oracle.json").exists() or (data.is_dir() and not (data / "synth_config.json").exists()
                                            and any(data.iterdir())):
         return data  # a finished synthetic set, or the user's own data
-    print(f"generating the {profile} talking-faces set at {data} …")
-    return generate(TalkingFacesConfig.from_profile(profile), data, workers=workers)
+    print(f"generating the {profile} talking-faces set at {data} …", file=sys.stderr)
+    return generate(TalkingFacesConfig.from_profile(profile), data, workers=workers, progress=progress)
 
 
 def _run_main(args) -> int:

@@ -53,7 +53,7 @@ def main():
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
     args.data = args.data or f"data/talking-faces-{args.profile}"
-    ensure_profile_set(Path(args.data), args.profile)
+    ensure_profile_set(Path(args.data), args.profile, progress=not args.quiet)
 
     per_method, chance, oracle = {}, None, None
     for method in args.methods:
