@@ -1,6 +1,5 @@
 """Notebooks: committed clean and parameterised; executed by papermill, writing what they promise."""
 import json
-from pathlib import Path
 
 import pytest
 

@@ -12,7 +12,7 @@ from avlab.data import media
 from avlab.data.synth.oracle import simulate_matching
 from avlab.data.synth.talking_faces import SAMPLES_PER_FRAME, TalkingFacesConfig, generate, viseme_openness
 from avlab.eval.voiceface import read_matching, read_verification
-from avlab.viz.data_tour import frame_envelope, lipsync_correlation
+from avlab.viz.data_tour import lipsync_correlation
 
 
 def test_every_clip_round_trips(tiny_set, tiny_cfg):
