@@ -83,7 +83,7 @@ class TalkingFacesConfig:
 
 @dataclass(frozen=True)
 class Identity:
-    name: str  # idXXXXX
+    name: str  # VoxCeleb-style identity, e.g. id00001
     split: str  # train | val | test
     gender: int
     age: float
