@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
+from avlab.checkpoint import atomic_save
 from avlab.cluster import Clustering, cluster_bank
 from avlab.losses.prototype import multi_granularity_loss, prototype_loss
 from avlab.losses.recalibration import prototype_agreement, recalibration_weights, weighted_mean
@@ -75,9 +75,9 @@ class CMPC(CID):
         self.face_clusters = cluster_bank(self.face_bank, ks, c.kmeans_iters, seed=10_000 + epoch,
                                           temperature=c.concentration_temperature)
         if run_dir is not None:  # the latest clustering, for the cluster-inspection notebook
-            save_file({**self.voice_clusters.tensors("voice"), **self.face_clusters.tensors("face")},
-                      str(Path(run_dir) / "clusters.safetensors"),
-                      metadata={"epoch": str(epoch), "num_prototypes": json.dumps(ks)})
+            atomic_save({**self.voice_clusters.tensors("voice"), **self.face_clusters.tensors("face")},
+                        Path(run_dir) / "clusters.safetensors",
+                        {"epoch": str(epoch), "num_prototypes": json.dumps(ks)})
         return {"clustered": 1, "num_prototypes": ks}
 
     def _prototype_terms(self, voice, face, index):

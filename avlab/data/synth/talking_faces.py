@@ -158,26 +158,18 @@ def sentence(rng: np.random.Generator) -> str:
 
 
 # --- lip-sync --------------------------------------------------------------------------------
+# Mouth opening by the first letter of an espeak phoneme mnemonic: closed for bilabials, nearly
+# closed for labiodentals, open vowels widest, rounded and close vowels narrower.
+_OPENNESS = [("pbm", 0.0), ("fv", 0.12), ("aA", 1.0), ("oO0", 0.75), ("eE3V@", 0.6), ("iI", 0.4), ("uUw", 0.3)]
+_OTHER_CONSONANT = 0.22
+
+
 def viseme_openness(phoneme: str) -> float:
     """How open the mouth is for an espeak phoneme mnemonic (stress marks ignored)."""
     p = phoneme.lstrip("',").strip()
-    if not p or p.startswith("_"):
+    if not p or p.startswith("_"):  # pause
         return 0.0
-    if p[0] in "pbm":
-        return 0.0
-    if p[0] in "fv":
-        return 0.12
-    if p[0] in "aA":
-        return 1.0
-    if p[0] in "oO0":
-        return 0.75
-    if p[0] in "eE3V@":
-        return 0.6
-    if p[0] in "iI":
-        return 0.4
-    if p[0] in "uUw":
-        return 0.3
-    return 0.22
+    return next((value for letters, value in _OPENNESS if p[0] in letters), _OTHER_CONSONANT)
 
 
 def mouth_track(phonemes: list[tuple[float, str]], n_frames: int, offset_s: float) -> np.ndarray:
