@@ -7,12 +7,13 @@ DATA ?= data/talking-faces-quick
 RUN ?= runs/main
 WORKERS ?= 2
 
-.PHONY: run test lab setup synth clean-venv help
+.PHONY: run test lab demo setup synth clean-venv help
 
 help:
 	@echo "make run   - set up .venv if needed, generate the quick synthetic set, run the main job"
 	@echo "make test  - set up .venv if needed, run the whole test suite"
 	@echo "make lab   - JupyterLab on notebooks/ with the avlab kernel"
+	@echo "make demo  - Gradio demo of the newest run on http://127.0.0.1:7860 (trains a quick one if none)"
 
 # Re-install whenever pyproject.toml changes (the stamp is older than it).
 $(STAMP): pyproject.toml
@@ -33,6 +34,10 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+
+# DEMO_ARGS="--share" (public link), "--run runs/x", "--port 7861", … ; see `avlab demo --help`.
+demo: $(STAMP)
+	$(VENV)/bin/avlab demo $(DEMO_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

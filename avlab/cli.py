@@ -1,8 +1,9 @@
-"""``avlab`` command line: synth, scan, run-main (and, as they land, train / eval / sweep / demo)."""
+"""``avlab`` command line: synth, scan, train, eval, lowshot, sweep, lab, demo, methods, run-main."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -177,6 +178,57 @@ def _run_main(args) -> int:
     return 0
 
 
+def _demo_run(args) -> Path:
+    """The run to demo: --run, else the newest finished run under --runs-dir, else a quick CMPC run
+    trained (and evaluated) now on the quick synthetic set."""
+    from avlab.demo.engine import newest_run
+
+    if args.run:
+        return Path(args.run)
+    run = newest_run(args.runs_dir)
+    if run is not None:
+        print(f"demo: using the newest run, {run}", file=sys.stderr)
+        return run
+    from avlab.eval.run_eval import evaluate_run
+    from avlab.train import TrainConfig, train
+
+    data = ensure_profile_set(Path(args.data), "quick", args.workers)
+    out = Path(args.runs_dir) / "demo-cmpc"
+    print(f"demo: no trained run under {args.runs_dir}/; training a quick CMPC run into {out} "
+          f"({args.epochs} epochs, a few minutes on 2 cores) …", file=sys.stderr)
+    cfg = TrainConfig(method="cmpc", data=str(data), out=str(out), epochs=args.epochs, workers=args.workers,
+                      method_args={"cluster_warmup_epochs": max(1, args.epochs // 4)})
+    train(cfg, resume=(out / "checkpoint.safetensors").exists())
+    evaluate_run(out)
+    return out
+
+
+def _demo(args) -> int:
+    from avlab.demo.app import ServeOptions, prepare_environment
+
+    prepare_environment()  # before Gradio is imported
+    from avlab.demo.app import launch
+    from avlab.demo.engine import Matcher
+    from avlab.demo.inputs import Limits
+
+    auth = None
+    if os.environ.get("AVLAB_DEMO_AUTH"):
+        user, _, password = os.environ["AVLAB_DEMO_AUTH"].partition(":")
+        if not user or not password:
+            raise ValueError("AVLAB_DEMO_AUTH must be USER:PASSWORD")
+        auth = (user, password)
+    if args.share and auth is None:
+        print("demo: sharing a public link with no login; set AVLAB_DEMO_AUTH=USER:PASSWORD to require one",
+              file=sys.stderr)
+    run = _demo_run(args)
+    limits = Limits(max_bytes=int(args.max_upload_mb * 2**20))
+    print(f"demo: loading {run} and embedding its test gallery …", file=sys.stderr)
+    matcher = Matcher(run, gallery_identities=args.gallery_identities, limits=limits, progress=True)
+    launch(matcher, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
+                                 auth=auth), limits)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avlab", description="audio-visual self-supervised learning workbench")
     sub = p.add_subparsers(dest="command", required=True)
@@ -255,6 +307,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("lab", help="JupyterLab on notebooks/ (bound to 127.0.0.1)")
     s.set_defaults(func=_lab)
+
+    s = sub.add_parser("demo", help="Gradio demo of a trained run: voice → face, face → voice, run card")
+    s.add_argument("--run", help="a finished run (default: the newest under --runs-dir; trains one if none)")
+    s.add_argument("--runs-dir", default="runs")
+    s.add_argument("--data", default="data/talking-faces-quick", help="where to generate the quick set if needed")
+    s.add_argument("--epochs", type=int, default=20, help="epochs of the quick run trained when there is none")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes it to your network)")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (needs internet)")
+    s.add_argument("--concurrency", type=int, default=2, help="requests computed at once (the rest queue)")
+    s.add_argument("--max-upload-mb", type=float, default=50)
+    s.add_argument("--gallery-identities", type=int, default=24, help="test identities in the gallery")
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=_demo)
 
     s = sub.add_parser("methods", help="list the registered methods and their options")
     s.set_defaults(func=_methods)

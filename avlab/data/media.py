@@ -136,19 +136,24 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         return MediaInfo(int(n_frames), fps, vs.width or 0, vs.height or 0, int(sr), n_samples)
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int = 16_000) -> np.ndarray:
-    """Decode the whole audio track as mono float32 at ``sample_rate`` (resampled if needed)."""
+def read_audio(path: str | os.PathLike, sample_rate: int = 16_000, max_seconds: float | None = None) -> np.ndarray:
+    """Decode the audio track (the first ``max_seconds`` of it, if given) as mono float32 at
+    ``sample_rate`` (resampled if needed)."""
     import av
 
+    limit = int(max_seconds * sample_rate) if max_seconds else None
     with _open(path) as c:
         if not c.streams.audio:
             raise NoAudioError(path, "no audio stream")
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks = []
+        chunks, n = [], 0
         try:
             for frame in c.decode(c.streams.audio[0]):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
+                    n += len(chunks[-1])
+                if limit and n >= limit:
+                    return np.concatenate(chunks)[:limit].astype(np.float32)
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as exc:

@@ -194,6 +194,24 @@ def build_cache(index: Index, clips: list[Clip], size: int, frames_per_clip: int
     return out
 
 
+def frame_to_tensor(frame: np.ndarray):
+    """RGB uint8 (H, W, 3) → float tensor (3, H, W) in [-1, 1], the encoders' input scale."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def even_crops(wave: np.ndarray, crop: int, n_crops: int) -> np.ndarray:
+    """(n_crops, crop) evenly spaced windows covering ``wave`` (zero-padded when shorter than ``crop``).
+
+    >>> even_crops(np.arange(10.0), 4, 3)[:, 0]
+    array([0., 3., 6.])
+    """
+    wave = np.pad(wave, (0, max(0, crop - len(wave))))
+    starts = np.linspace(0, len(wave) - crop, n_crops).astype(int)
+    return np.stack([wave[s:s + crop] for s in starts])
+
+
 def augment_face(img, rng: np.random.Generator):
     """Random resized crop (75–100 % of the side) and colour jitter (brightness, per-channel gain,
     sometimes grey): instance contrast must not be solvable by a clip's framing or colours."""
@@ -231,11 +249,14 @@ class VoiceFaceDataset:
 
     def __init__(self, root: str | os.PathLike, splits=("train",), face_size: int = 64, crop_seconds: float = 2.0,
                  train: bool = True, mel: MelConfig = MelConfig(), frames_per_clip: int = 4, workers: int = 2,
-                 progress: bool = True, augment: bool = True):
+                 progress: bool = True, augment: bool = True, paths=None):
         import torch  # noqa: F401  (fail early with a clear import error)
 
         self.index = index_dataset(root, workers=workers, progress=progress)
         self.clips = self.index.split(*splits)
+        if paths is not None:  # only these clips (relative paths), e.g. a demo's gallery
+            keep = set(paths)
+            self.clips = [c for c in self.clips if c.path in keep]
         if not self.clips:
             raise ValueError(f"no clips of split(s) {splits} in {root}")
         self.identities = sorted({c.identity for c in self.clips})
@@ -266,25 +287,27 @@ class VoiceFaceDataset:
         start, end = self._audio_parts[i]
         return self._audio[start:end].astype(np.float32) / 32767.0
 
-    def face(self, i: int, frame: int | None = None, flip: bool = False, rng: np.random.Generator | None = None):
-        import torch
-
+    def frame(self, i: int, frame: int | None = None) -> np.ndarray:
+        """RGB uint8 (S, S, 3) cached frame ``frame`` of clip ``i`` (the middle one by default)."""
         k = self._frames.shape[1]
+        return self._frames[i, k // 2 if frame is None else frame]
+
+    def face(self, i: int, frame: int | None = None, flip: bool = False, rng: np.random.Generator | None = None):
         if rng is not None:  # training augmentation
-            frame, flip = int(rng.integers(k)), bool(rng.random() < 0.5)
-        img = torch.from_numpy(self._frames[i, k // 2 if frame is None else frame]).permute(2, 0, 1).float() / 127.5 - 1.0
+            frame, flip = int(rng.integers(self._frames.shape[1])), bool(rng.random() < 0.5)
+        img = frame_to_tensor(self.frame(i, frame))
         img = img.flip(-1) if flip else img
         return augment_face(img, rng) if rng is not None and self.augment else img
 
     def wave_crops(self, i: int, n_crops: int = 1, rng: np.random.Generator | None = None) -> np.ndarray:
         """(n, samples) windows of ``crop_seconds``: one random (training) or ``n_crops`` evenly spaced."""
         wave = self.audio(i)
-        if len(wave) < self.crop:
-            wave = np.pad(wave, (0, self.crop - len(wave)))
-        last = len(wave) - self.crop
-        starts = [int(rng.integers(last + 1))] if rng is not None else np.linspace(0, last, n_crops).astype(int)
-        crops = np.stack([wave[s:s + self.crop] for s in starts])
-        return augment_wave(crops, rng) if rng is not None and self.augment else crops
+        if rng is None:
+            return even_crops(wave, self.crop, n_crops)
+        wave = np.pad(wave, (0, max(0, self.crop - len(wave))))
+        start = int(rng.integers(len(wave) - self.crop + 1))
+        crops = wave[None, start:start + self.crop]
+        return augment_wave(crops, rng) if self.augment else crops
 
     def voice_crops(self, i: int, n_crops: int = 1, rng: np.random.Generator | None = None):
         """Log-mels (n, n_mels, frames) of :meth:`wave_crops`."""

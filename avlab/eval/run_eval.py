@@ -23,19 +23,27 @@ SPLITS = ("train", "val", "seen_heard", "unseen_unheard")
 
 
 @torch.no_grad()
+def embed_voices(method, mels: torch.Tensor) -> torch.Tensor:
+    """(b, d) L2-normalised voice embeddings of (b, crops, mels, frames): the mean over crops."""
+    b, c = mels.shape[:2]
+    return F.normalize(method.embed_voice(mels.flatten(0, 1)).view(b, c, -1).mean(1), dim=1)
+
+
+@torch.no_grad()
+def embed_faces(method, imgs: torch.Tensor) -> torch.Tensor:
+    """(b, d) L2-normalised face embeddings of (b, 3, S, S): a face plus its mirror image."""
+    return F.normalize(method.embed_face(imgs) + method.embed_face(imgs.flip(-1)), dim=1)
+
+
+@torch.no_grad()
 def embed_dataset(method, ds: VoiceFaceDataset, n_voice_crops: int = 5, batch: int = 32, progress: bool = True):
     """(voice (N, d), face (N, d)) L2-normalised, test-time averaged embeddings of every clip."""
     method.eval()
     voices, faces = [], []
     for start in tqdm(range(0, len(ds), batch), desc="embedding clips", disable=not progress):
         idx = range(start, min(start + batch, len(ds)))
-        mels = torch.stack([ds.voice_crops(i, n_voice_crops) for i in idx])  # (b, crops, mels, frames)
-        b, c = mels.shape[:2]
-        v = method.embed_voice(mels.flatten(0, 1)).view(b, c, -1).mean(1)
-        imgs = torch.stack([ds.face(i) for i in idx])
-        f = method.embed_face(imgs) + method.embed_face(imgs.flip(-1))
-        voices.append(F.normalize(v, dim=1))
-        faces.append(F.normalize(f, dim=1))
+        voices.append(embed_voices(method, torch.stack([ds.voice_crops(i, n_voice_crops) for i in idx])))
+        faces.append(embed_faces(method, torch.stack([ds.face(i) for i in idx])))
     return torch.cat(voices).numpy(), torch.cat(faces).numpy()
 
 
