@@ -40,48 +40,16 @@ def tiny_cmpc_run(tmp_path_factory, tiny_set):
     return out
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def demo_server(tiny_cmpc_run, tmp_path_factory):
     """``avlab demo`` on the tiny CMPC run as a real server on a free port (1 MB upload limit)."""
-    import subprocess
-    import sys
-    import time
     from types import SimpleNamespace
 
-    import httpx
+    from avlab.demo.process import demo_process
 
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("demo") / "server.log"
-    env = dict(os.environ, GRADIO_TEMP_DIR=str(tmp_path_factory.mktemp("gradio-temp")))
-    cmd = [sys.executable, "-m", "avlab.cli", "demo", "--run", str(tiny_cmpc_run), "--port", str(port),
-           "--max-upload-mb", "1", "--gallery-identities", "8", "--workers", "1"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the demo server exited:\n{log_path.read_text()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"the demo server did not start in 180 s:\n{log_path.read_text()}")
-        time.sleep(0.5)
-    yield SimpleNamespace(url=url, port=port, run=tiny_cmpc_run, log=log_path, proc=proc)
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    log = tmp_path_factory.mktemp("demo") / "server.log"
+    env = {"GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio-temp"))}
+    args = ["--max-upload-mb", "1", "--gallery-identities", "8", "--workers", "1"]
+    with demo_process(tiny_cmpc_run, log, args, env=env) as (url, port, proc):
+        yield SimpleNamespace(url=url, port=port, run=tiny_cmpc_run, log=log, proc=proc)

@@ -21,3 +21,14 @@ def test_synth_writes_a_set(tmp_path):
     assert cli(["synth", "talking-faces", "--out", str(out), "--identities", "8", "--videos-per-id", "1",
                 "--utts-per-video", "2", "--size", "32", "--workers", "1", "--quiet"]) == 0
     assert (out / "oracle.json").exists() and (out / "lists" / "veriflist_test_G_unseenunheard.txt").exists()
+
+
+def test_demo_without_runs_trains_and_evaluates_a_quick_one_then_reuses_it(tiny_set, tmp_path):
+    from avlab.cli import _demo_run, build_parser
+
+    args = build_parser().parse_args(["demo", "--runs-dir", str(tmp_path / "runs"), "--data", str(tiny_set),
+                                      "--epochs", "1", "--workers", "1"])
+    run = _demo_run(args)
+    assert run == tmp_path / "runs" / "demo-cmpc"
+    assert (run / "model.safetensors").exists() and (run / "eval.json").exists()
+    assert _demo_run(args) == run  # the newest run is used from then on

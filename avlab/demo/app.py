@@ -9,10 +9,14 @@ included — from a private temporary folder; requests go through a queue with a
 """
 from __future__ import annotations
 
+import atexit
 import functools
+import hashlib
 import html
+import io
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +72,47 @@ def _paths(files) -> list[str]:
     return [f if isinstance(f, str) else f.name for f in files]
 
 
-def _audio_out(wave: np.ndarray | None, sample_rate: int):
-    if wave is None:
-        return None
-    return sample_rate, (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+class MediaFiles:
+    """Output media written once each, atomically, under a name that is the hash of the content.
+
+    Gradio re-encodes an array output into its cache on every request by truncating and rewriting
+    the same content-addressed file, so two concurrent requests returning the same face (the test
+    gallery is in every answer) can serve a half-written file ("Too little data for declared
+    Content-Length"). A finished file returned by path is copied atomically and reused instead.
+    """
+
+    def __init__(self, folder: str | os.PathLike | None = None):
+        if folder is None:
+            folder = tempfile.mkdtemp(prefix="avlab-demo-media-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        self.folder = Path(folder)
+
+    def _write(self, data: bytes, suffix: str) -> str:
+        path = self.folder / f"{hashlib.sha1(data).hexdigest()[:20]}{suffix}"
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".part")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return str(path)
+
+    def image(self, rgb: np.ndarray | None) -> str | None:
+        if rgb is None:
+            return None
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
+        return self._write(buf.getvalue(), ".png")
+
+    def audio(self, wave: np.ndarray | None, sample_rate: int) -> str | None:
+        if wave is None:
+            return None
+        import soundfile as sf
+
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(wave, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
+        return self._write(buf.getvalue(), ".wav")
 
 
 def _caption(rank: int, ranking: Ranking, k: int) -> str:
@@ -98,6 +139,7 @@ def build_app(matcher: Matcher):
     import gradio as gr
 
     sr = matcher.mel.sample_rate
+    files = MediaFiles()
     choices = matcher.test_clip_choices() if matcher.ds is not None else []
     first = choices[0][1] if choices else None
     no_test = f"*{matcher.missing_test_set}*" if matcher.missing_test_set else ""
@@ -105,8 +147,8 @@ def build_app(matcher: Matcher):
     @_friendly
     def voice_to_face(test_clip, voice, faces):
         ranking = matcher.voice_to_face(voice or None, test_clip, _paths(faces))
-        gallery = [(it.face, _caption(r, ranking, r - 1)) for r, it in enumerate(ranking.items, 1)]
-        return _audio_out(ranking.query.wave, sr), gallery, ranking.rows(), _summary(ranking)
+        gallery = [(files.image(it.face), _caption(r, ranking, r - 1)) for r, it in enumerate(ranking.items, 1)]
+        return files.audio(ranking.query.wave, sr), gallery, ranking.rows(), _summary(ranking)
 
     @_friendly
     def face_to_voice(test_clip, face, voices):
@@ -114,11 +156,11 @@ def build_app(matcher: Matcher):
         players = []
         for k in range(TOP_VOICES):
             if k < len(ranking.items):
-                players.append(gr.update(value=_audio_out(ranking.items[k].wave, sr),
+                players.append(gr.update(value=files.audio(ranking.items[k].wave, sr),
                                          label=_caption(k + 1, ranking, k), visible=True))
             else:
                 players.append(gr.update(value=None, visible=False))
-        return (ranking.query.face, ranking.rows(), *players, _summary(ranking))
+        return (files.image(ranking.query.face), ranking.rows(), *players, _summary(ranking))
 
     @_friendly
     def run_card():
