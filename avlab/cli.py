@@ -224,8 +224,11 @@ def _demo(args) -> int:
     limits = Limits(max_bytes=int(args.max_upload_mb * 2**20))
     print(f"demo: loading {run} and embedding its test gallery …", file=sys.stderr)
     matcher = Matcher(run, gallery_identities=args.gallery_identities, limits=limits, progress=True)
-    launch(matcher, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
-                                 auth=auth), limits)
+    try:
+        launch(matcher, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
+                                     auth=auth), limits)
+    except OSError as exc:  # Gradio's "Cannot find empty port …"
+        raise ValueError(f"cannot serve on {args.host}:{args.port} ({exc}); choose another --port") from None
     return 0
 
 

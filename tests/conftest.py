@@ -42,6 +42,21 @@ def tiny_cmpc_run(tmp_path_factory, tiny_set):
 
 
 @pytest.fixture(scope="session")
+def tiny_test_embeddings(tiny_cmpc_run):
+    """[(clip, voice, face)] of every unseen-unheard clip, embedded by the evaluation's own code."""
+    from avlab.data.features import MelConfig
+    from avlab.data.voxceleb import VoiceFaceDataset
+    from avlab.eval.run_eval import embed_dataset
+    from avlab.train import load_run
+
+    cfg, method = load_run(tiny_cmpc_run)
+    ds = VoiceFaceDataset(cfg.data, ("unseen_unheard",), face_size=cfg.face_size, crop_seconds=cfg.crop_seconds,
+                          train=False, mel=MelConfig(n_mels=cfg.n_mels), progress=False)
+    voice, face = embed_dataset(method, ds, progress=False)
+    return list(zip(ds.clips, voice, face))
+
+
+@pytest.fixture(scope="session")
 def demo_server(tiny_cmpc_run, tmp_path_factory):
     """``avlab demo`` on the tiny CMPC run as a real server on a free port (1 MB upload limit)."""
     from types import SimpleNamespace

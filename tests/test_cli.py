@@ -32,3 +32,14 @@ def test_demo_without_runs_trains_and_evaluates_a_quick_one_then_reuses_it(tiny_
     assert run == tmp_path / "runs" / "demo-cmpc"
     assert (run / "model.safetensors").exists() and (run / "eval.json").exists()
     assert _demo_run(args) == run  # the newest run is used from then on
+
+
+def test_demo_on_a_taken_port_is_a_clear_error(tiny_cmpc_run, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli(["demo", "--run", str(tiny_cmpc_run), "--port", str(port), "--workers", "1"]) == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err

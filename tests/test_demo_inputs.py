@@ -104,18 +104,8 @@ def matcher(tiny_cmpc_run):
 
 
 @pytest.fixture(scope="module")
-def own_embeddings(tiny_cmpc_run):
-    """The model's embeddings of every unseen-unheard clip, by the evaluation's own code."""
-    from avlab.data.features import MelConfig
-    from avlab.data.voxceleb import VoiceFaceDataset
-    from avlab.eval.run_eval import embed_dataset
-    from avlab.train import load_run
-
-    cfg, method = load_run(tiny_cmpc_run)
-    ds = VoiceFaceDataset(cfg.data, ("unseen_unheard",), face_size=cfg.face_size, crop_seconds=cfg.crop_seconds,
-                          train=False, mel=MelConfig(n_mels=cfg.n_mels), progress=False)
-    voice, face = embed_dataset(method, ds, progress=False)
-    return {c.path: (c, v, f) for c, v, f in zip(ds.clips, voice, face)}
+def own_embeddings(tiny_test_embeddings):
+    return {clip.path: (clip, v, f) for clip, v, f in tiny_test_embeddings}
 
 
 def test_the_test_gallery_is_one_clip_per_unseen_identity_and_queries_come_from_other_clips(matcher, own_embeddings):

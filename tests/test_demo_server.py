@@ -20,18 +20,9 @@ def client(demo_server):
 
 
 @pytest.fixture(scope="module")
-def model(demo_server):
+def model(tiny_test_embeddings):
     """The model's own embeddings of every unseen-unheard clip, keyed by the demo's clip names."""
-    from avlab.data.features import MelConfig
-    from avlab.data.voxceleb import VoiceFaceDataset
-    from avlab.eval.run_eval import embed_dataset
-    from avlab.train import load_run
-
-    cfg, method = load_run(demo_server.run)
-    ds = VoiceFaceDataset(cfg.data, ("unseen_unheard",), face_size=cfg.face_size, crop_seconds=cfg.crop_seconds,
-                          train=False, mel=MelConfig(n_mels=cfg.n_mels), progress=False)
-    voice, face = embed_dataset(method, ds, progress=False)
-    return {f"{c.identity} · {c.video}/{c.utt}": (c, v, f) for c, v, f in zip(ds.clips, voice, face)}
+    return {f"{c.identity} · {c.video}/{c.utt}": (c, v, f) for c, v, f in tiny_test_embeddings}
 
 
 def _choices(client) -> list[str]:

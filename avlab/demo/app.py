@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from avlab.demo.card import card_markdown, card_metrics, card_status
-from avlab.demo.engine import Matcher, Ranking
+from avlab.demo.engine import Item, Matcher, Ranking
 from avlab.demo.inputs import FACE_EXTS, VOICE_EXTS, Limits, UploadError
 
 log = logging.getLogger("avlab.demo")
@@ -86,6 +86,7 @@ class MediaFiles:
             folder = tempfile.mkdtemp(prefix="avlab-demo-media-")
             atexit.register(shutil.rmtree, folder, ignore_errors=True)
         self.folder = Path(folder)
+        self._known: dict[tuple[str, str], str] = {}  # (test clip, kind) → file: encoded once
 
     def _write(self, data: bytes, suffix: str) -> str:
         path = self.folder / f"{hashlib.sha1(data).hexdigest()[:20]}{suffix}"
@@ -96,29 +97,44 @@ class MediaFiles:
             os.replace(tmp, path)
         return str(path)
 
-    def image(self, rgb: np.ndarray | None) -> str | None:
-        if rgb is None:
+    def _cached(self, item: Item, kind: str, encode) -> str:
+        if item.key is None:  # an upload: encoded for this answer only
+            return encode()
+        if (item.key, kind) not in self._known:
+            self._known[item.key, kind] = encode()
+        return self._known[item.key, kind]
+
+    def image(self, item: Item) -> str | None:
+        """A PNG of the face the encoder saw."""
+        if item.face is None:
             return None
         from PIL import Image
 
-        buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
-        return self._write(buf.getvalue(), ".png")
+        def encode():
+            buf = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(item.face)).save(buf, format="PNG")
+            return self._write(buf.getvalue(), ".png")
 
-    def audio(self, wave: np.ndarray | None, sample_rate: int) -> str | None:
-        if wave is None:
+        return self._cached(item, "face", encode)
+
+    def audio(self, item: Item, sample_rate: int) -> str | None:
+        """A 16-bit WAV of the item's voice."""
+        if item.wave is None:
             return None
         import soundfile as sf
 
-        buf = io.BytesIO()
-        sf.write(buf, np.clip(wave, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
-        return self._write(buf.getvalue(), ".wav")
+        def encode():
+            buf = io.BytesIO()
+            sf.write(buf, np.clip(item.wave, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
+            return self._write(buf.getvalue(), ".wav")
+
+        return self._cached(item, "voice", encode)
 
 
 def _caption(rank: int, ranking: Ranking, k: int) -> str:
     """"1. 0.742 ✓ · name": rank, score and mark first, so a narrow tile still shows them."""
     item, score = ranking.items[k], ranking.scores[k]
-    mark = " ✓" if ranking.query.identity and item.identity == ranking.query.identity else ""
+    mark = " ✓" if ranking.is_match(item) else ""
     return f"{rank}. {score:.3f}{mark} · {item.name}"
 
 
@@ -147,8 +163,8 @@ def build_app(matcher: Matcher):
     @_friendly
     def voice_to_face(test_clip, voice, faces):
         ranking = matcher.voice_to_face(voice or None, test_clip, _paths(faces))
-        gallery = [(files.image(it.face), _caption(r, ranking, r - 1)) for r, it in enumerate(ranking.items, 1)]
-        return files.audio(ranking.query.wave, sr), gallery, ranking.rows(), _summary(ranking)
+        gallery = [(files.image(it), _caption(r, ranking, r - 1)) for r, it in enumerate(ranking.items, 1)]
+        return files.audio(ranking.query, sr), gallery, ranking.rows(), _summary(ranking)
 
     @_friendly
     def face_to_voice(test_clip, face, voices):
@@ -156,11 +172,11 @@ def build_app(matcher: Matcher):
         players = []
         for k in range(TOP_VOICES):
             if k < len(ranking.items):
-                players.append(gr.update(value=files.audio(ranking.items[k].wave, sr),
+                players.append(gr.update(value=files.audio(ranking.items[k], sr),
                                          label=_caption(k + 1, ranking, k), visible=True))
             else:
                 players.append(gr.update(value=None, visible=False))
-        return (files.image(ranking.query.face), ranking.rows(), *players, _summary(ranking))
+        return (files.image(ranking.query), ranking.rows(), *players, _summary(ranking))
 
     @_friendly
     def run_card():

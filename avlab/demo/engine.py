@@ -34,6 +34,7 @@ class Item:
     face: np.ndarray | None = None  # RGB uint8, what the face encoder saw
     wave: np.ndarray | None = None  # 16 kHz mono float32
     note: str = ""
+    key: str | None = None  # the clip path of a test clip: same key, same media
 
 
 @dataclass
@@ -43,18 +44,18 @@ class Ranking:
     scores: np.ndarray  # cosine similarity, same order
     notes: list[str] = field(default_factory=list)
 
+    def is_match(self, item: Item) -> bool:
+        """Same identity as the query (known only when both are test clips)."""
+        return self.query.identity is not None and item.identity == self.query.identity
+
     @property
     def true_rank(self) -> int | None:
-        """1-based rank of the query's own identity, when both sides are test clips."""
-        if self.query.identity is None:
-            return None
-        hits = [r for r, it in enumerate(self.items, 1) if it.identity == self.query.identity]
-        return hits[0] if hits else None
+        """1-based rank of the query's own identity, if it is in the gallery."""
+        return next((r for r, it in enumerate(self.items, 1) if self.is_match(it)), None)
 
     def rows(self) -> list[list]:
         """[rank, name, identity, score, true match] per item, best first."""
-        return [[r, it.name, it.identity or "—", round(float(s), 4),
-                 "✓" if self.query.identity is not None and it.identity == self.query.identity else ""]
+        return [[r, it.name, it.identity or "—", round(float(s), 4), "✓" if self.is_match(it) else ""]
                 for r, (it, s) in enumerate(zip(self.items, self.scores), 1)]
 
 
@@ -133,7 +134,8 @@ class Matcher:
     def _test_item(self, i: int, modality: str) -> Item:
         c = self.ds.clips[i]
         emb = self.voice_emb[i] if modality == "voice" else self.face_emb[i]
-        return Item(f"{c.identity} · {c.video}/{c.utt}", emb, c.identity, face=self.ds.frame(i), wave=self.ds.audio(i))
+        return Item(f"{c.identity} · {c.video}/{c.utt}", emb, c.identity, face=self.ds.frame(i), wave=self.ds.audio(i),
+                    key=c.path)
 
     # --- uploads --------------------------------------------------------------------------------
     def voice_item(self, path: str | os.PathLike) -> Item:
