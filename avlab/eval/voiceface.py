@@ -4,39 +4,32 @@
 ``score(voice_vectors, face_vectors)`` — a function over the last axis that broadcasts, such as
 :func:`cosine`. Embeddings come as dicts keyed by the list paths, so the same code scores a learned
 model, the synthetic oracle, or the real VoxCeleb lists once a user has embedded them.
+
+Scoring and measuring are split: :func:`scored_parts` scores each list once into a :class:`Part`
+whose ``metric(rows)`` gives the figure for any multiset of its rows. Evaluation takes all rows;
+the bootstrap (:mod:`avlab.eval.bootstrap`) resamples rows without scoring again. Memory is bounded
+by blocks of rows (:mod:`avlab.eval.similarity`), never n_query × n_gallery × d.
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from avlab.eval.metrics import matching_accuracy, matching_curve, retrieval_map, verification
+from avlab.eval.metrics import matching_accuracy, matching_curve, mean_ap, query_aps, verification
+from avlab.eval.similarity import Score, cosine, rows_per_block, score_blocks
 
 SPLIT_TAGS = {"seen_heard": "seenheard", "unseen_unheard": "unseenunheard"}
-Score = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class ListFormatError(ValueError):
     """A list file does not have the expected columns; the message names the file and line."""
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity over the last axis (broadcasting).
-
-    >>> float(cosine(np.array([1.0, 0.0]), np.array([1.0, 1.0])).round(4))
-    0.7071
-    """
-    a = a / (np.linalg.norm(a, axis=-1, keepdims=True) + 1e-12)
-    b = b / (np.linalg.norm(b, axis=-1, keepdims=True) + 1e-12)
-    return (a * b).sum(-1)
-
-
-def read_verification(path: Path) -> list[tuple[str, str, int]]:
-    """Rows ``(voice_path, face_path, label)`` of a Learnable-PINs verification list."""
-    rows = []
+def _verification_records(path: Path) -> Iterator[list[str]]:
+    """The stripped 6-field records of a Learnable-PINs verification list (header skipped)."""
     with open(path, newline="") as f:
         for n, rec in enumerate(csv.reader(f), 1):
             if not rec or rec[0].strip().lower() == "id":
@@ -44,8 +37,12 @@ def read_verification(path: Path) -> list[tuple[str, str, int]]:
             if len(rec) != 6:
                 raise ListFormatError(f"{path}:{n}: expected 6 comma-separated fields "
                                       f"(id,voice-speaker-id,face-speaker-id,label,voice-path,face-path), got {len(rec)}")
-            rows.append((rec[4].strip(), rec[5].strip(), int(rec[3])))
-    return rows
+            yield [field.strip() for field in rec]
+
+
+def read_verification(path: Path) -> list[tuple[str, str, int]]:
+    """Rows ``(voice_path, face_path, label)`` of a Learnable-PINs verification list."""
+    return [(rec[4], rec[5], int(rec[3])) for rec in _verification_records(path)]
 
 
 def read_matching(path: Path) -> list[list[str]]:
@@ -93,6 +90,17 @@ def list_paths(lists_dir: str | Path) -> tuple[set[str], set[str]]:
     return voices, faces
 
 
+def list_identities(lists_dir: str | Path) -> dict[str, str]:
+    """Path → identity for every path whose identity a list states (verification and retrieval lists)."""
+    lists_dir, ids = Path(lists_dir), {}
+    for p in sorted(lists_dir.glob("veriflist_test_*.txt")):
+        for rec in _verification_records(p):
+            ids[rec[4]], ids[rec[5]] = rec[1], rec[2]
+    for p in sorted(lists_dir.glob("retrieval_*.csv")):
+        ids.update(read_retrieval(p))
+    return ids
+
+
 def _lookup(emb: dict, paths, kind: str) -> np.ndarray:
     try:
         return np.stack([np.asarray(emb[p]) for p in paths])
@@ -100,39 +108,147 @@ def _lookup(emb: dict, paths, kind: str) -> np.ndarray:
         raise KeyError(f"no {kind} embedding for list path {exc.args[0]!r}") from None
 
 
-def evaluate_lists(lists_dir: str | Path, voice_emb: dict, face_emb: dict, score: Score = cosine) -> dict:
-    """All protocol metrics for every split whose lists exist in ``lists_dir``."""
+class ListFile(NamedTuple):
+    """One protocol list present in a folder, and where its figures go in the results tree."""
+    split: str
+    keys: tuple[str, ...]
+    kind: str  # "verification" | "matching" | "retrieval"
+    paths: tuple[Path, ...]
+
+
+def list_files(lists_dir: str | Path) -> Iterator[ListFile]:
+    """Every protocol list in ``lists_dir``, in report order — one walk shared by scoring and chance."""
     lists_dir = Path(lists_dir)
-    results: dict = {}
     for split, tag in SPLIT_TAGS.items():
-        res: dict = {}
         for kind, key in (("random", "U"), ("G", "G")):
             p = lists_dir / f"veriflist_test_{kind}_{tag}.txt"
             if p.exists():
-                rows = read_verification(p)
-                s = score(_lookup(voice_emb, [r[0] for r in rows], "voice"), _lookup(face_emb, [r[1] for r in rows], "face"))
-                res.setdefault("verification", {})[key] = verification(s, [r[2] for r in rows])
+                yield ListFile(split, ("verification", key), "verification", (p,))
         for direction in ("v2f", "f2v"):
-            probe_emb, cand_emb = (voice_emb, face_emb) if direction == "v2f" else (face_emb, voice_emb)
             for key in ("U", "G", "N10"):
                 p = lists_dir / f"matching_{direction}_{key}_{tag}.csv"
-                if not p.exists():
-                    continue
-                rows = read_matching(p)
-                probes = _lookup(probe_emb, [r[0] for r in rows], "probe")
-                cands = np.stack([_lookup(cand_emb, r[1:], "candidate") for r in rows])  # (n, N, d)
-                s = score(probes[:, None, :], cands) if direction == "v2f" else score(cands, probes[:, None, :])
-                if key == "N10":
-                    res.setdefault("matching_1toN", {})[direction] = {str(n): a for n, a in matching_curve(s).items()}
-                else:
-                    res.setdefault("matching_1to2", {}).setdefault(direction, {})[key] = matching_accuracy(s)
+                keys = ("matching_1toN", direction) if key == "N10" else ("matching_1to2", direction, key)
+                if p.exists():
+                    yield ListFile(split, keys, "matching", (p,))
         wav, jpg = lists_dir / f"retrieval_wav_{tag}.csv", lists_dir / f"retrieval_jpg_{tag}.csv"
         if wav.exists() and jpg.exists():
-            v_rows, f_rows = read_retrieval(wav), read_retrieval(jpg)
-            V, F = _lookup(voice_emb, [r[0] for r in v_rows], "voice"), _lookup(face_emb, [r[0] for r in f_rows], "face")
-            v_id, f_id = [r[1] for r in v_rows], [r[1] for r in f_rows]
-            sim = score(V[:, None, :], F[None, :, :])
-            res["retrieval_map"] = {"v2f": retrieval_map(v_id, f_id, sim), "f2v": retrieval_map(f_id, v_id, sim.T)}
-        if res:
-            results[split] = res
+            yield ListFile(split, ("retrieval_map",), "retrieval", (wav, jpg))
+
+
+class Part(NamedTuple):
+    """One list scored row by row.
+
+    ``metric(rows)`` is the protocol figure (a float or a dict of floats) of the rows indexed by
+    ``rows`` — ``slice(None)`` for the list itself, an index array with repeats for a bootstrap
+    resample. ``probes`` names each row's probe (voice, face or query path): whose identity a
+    bootstrap over identities draws.
+    """
+    split: str
+    keys: tuple[str, ...]
+    probes: list[str]
+    metric: Callable[[Any], Any]
+
+
+def _candidate_scores(rows: list, probe_emb: dict, cand_emb: dict, voice_probe: bool, score: Score) -> np.ndarray:
+    """(n, N) scores of each row's probe against its N candidates, in blocks of rows.
+
+    Pairwise rows cost O(n·N·d) anyway; blocks keep even the stacked embeddings at one block's size.
+    """
+    n_cand = len(rows[0]) - 1
+    probe_kind, cand_kind = ("voice", "face") if voice_probe else ("face", "voice")
+    step = rows_per_block(n_cand * _lookup(probe_emb, rows[0][:1], probe_kind).size)
+
+    def block_scores(block):
+        probes = _lookup(probe_emb, [r[0] for r in block], probe_kind)[:, None]
+        cands = _lookup(cand_emb, [c for r in block for c in r[1:]], cand_kind)
+        cands = cands.reshape(len(block), n_cand, *cands.shape[1:])
+        return score(probes, cands) if voice_probe else score(cands, probes)
+
+    return np.concatenate([block_scores(rows[i:i + step]) for i in range(0, len(rows), step)])
+
+
+def _verification_parts(lf: ListFile, voice_emb: dict, face_emb: dict, score: Score) -> Iterator[Part]:
+    rows = read_verification(lf.paths[0])
+    s = _candidate_scores([r[:2] for r in rows], voice_emb, face_emb, True, score)[:, 0]
+    labels = np.array([r[2] for r in rows])
+    yield Part(lf.split, lf.keys, [r[0] for r in rows], lambda idx: verification(s[idx], labels[idx]))
+
+
+def _matching_parts(lf: ListFile, voice_emb: dict, face_emb: dict, score: Score) -> Iterator[Part]:
+    rows = read_matching(lf.paths[0])
+    v2f = lf.keys[1] == "v2f"
+    s = _candidate_scores(rows, *((voice_emb, face_emb) if v2f else (face_emb, voice_emb)), v2f, score)
+    if lf.keys[0] == "matching_1toN":
+        metric = lambda idx: {str(n): a for n, a in matching_curve(s[idx]).items()}  # noqa: E731
+    else:
+        metric = lambda idx: matching_accuracy(s[idx])  # noqa: E731
+    yield Part(lf.split, lf.keys, [r[0] for r in rows], metric)
+
+
+class Retrieval(NamedTuple):
+    """One direction of a retrieval list: each query ranks the whole gallery of the other modality.
+
+    ``swap`` tells :func:`~avlab.eval.similarity.score_blocks` that the query is the face, so a
+    score that takes the voice first is still called the right way round.
+    """
+    direction: str
+    queries: np.ndarray
+    gallery: np.ndarray
+    query_ids: np.ndarray
+    gallery_ids: np.ndarray
+    query_paths: list[str]
+    swap: bool
+
+    def blocks(self, score: Score = cosine):
+        return score_blocks(self.queries, self.gallery, score, self.swap)
+
+
+def retrieval_directions(lf: ListFile, voice_emb: dict, face_emb: dict) -> tuple[Retrieval, Retrieval]:
+    """The v2f and f2v :class:`Retrieval` of a retrieval list pair (wav, jpg)."""
+    v_rows, f_rows = read_retrieval(lf.paths[0]), read_retrieval(lf.paths[1])
+    v_paths, f_paths = [r[0] for r in v_rows], [r[0] for r in f_rows]
+    V, F = _lookup(voice_emb, v_paths, "voice"), _lookup(face_emb, f_paths, "face")
+    v_id, f_id = np.array([r[1] for r in v_rows]), np.array([r[1] for r in f_rows])
+    return (Retrieval("v2f", V, F, v_id, f_id, v_paths, False),
+            Retrieval("f2v", F, V, f_id, v_id, f_paths, True))
+
+
+def _retrieval_parts(lf: ListFile, voice_emb: dict, face_emb: dict, score: Score) -> Iterator[Part]:
+    for r in retrieval_directions(lf, voice_emb, face_emb):
+        aps = query_aps(r.query_ids, r.gallery_ids, r.blocks(score))
+        yield Part(lf.split, (*lf.keys, r.direction), r.query_paths, lambda idx, aps=aps: mean_ap(aps[idx]))
+
+
+_PARTS = {"verification": _verification_parts, "matching": _matching_parts, "retrieval": _retrieval_parts}
+
+
+def scored_parts(lists_dir: str | Path, voice_emb: dict, face_emb: dict, score: Score = cosine) -> Iterator[Part]:
+    """Every list in ``lists_dir`` scored once (see :class:`Part`), in report order."""
+    for lf in list_files(lists_dir):
+        yield from _PARTS[lf.kind](lf, voice_emb, face_emb, score)
+
+
+def nest(tree: dict, keys, value) -> dict:
+    """Set ``tree[k0][k1]…[kn] = value``, creating the dicts on the way; returns ``tree``."""
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+    return tree
+
+
+def point_estimates(parts: Iterable[Part]) -> dict:
+    """The figures of scored parts on all their rows, as a tree split → metric → … .
+
+    With :func:`~avlab.eval.bootstrap.bootstrap_parts` on the same parts, estimates and intervals
+    come from one scoring pass.
+    """
+    results: dict = {}
+    for part in parts:
+        nest(results, (part.split, *part.keys), part.metric(slice(None)))
     return results
+
+
+def evaluate_lists(lists_dir: str | Path, voice_emb: dict, face_emb: dict, score: Score = cosine) -> dict:
+    """All protocol metrics for every split whose lists exist in ``lists_dir``."""
+    return point_estimates(scored_parts(lists_dir, voice_emb, face_emb, score))
