@@ -1,31 +1,75 @@
 """Reading and writing audio-visual clips: H.264 + AAC mp4 through PyAV, frames through decord.
 
 Every failure to read a file becomes a :class:`MediaError` subclass that names the file, so a
-dataset scan can list bad files and a training run can say exactly which clip broke it.
+dataset scan can list bad files and a training run can say exactly which clip broke it. Reasons
+are short and readable: no errno, no second copy of the path, no decoder source locations; the
+decoders' own log lines never reach the terminal (PyAV is silent by default; decord's are
+captured, see :func:`_quiet_stderr`).
 Audio is read with PyAV (decord's ``AVReader`` leaks memory; its ``AudioReader`` re-opens the
 container per call).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import os
+import re
+import stat
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 
 class MediaError(RuntimeError):
-    """A media file cannot be used; ``path`` names it and the message says why."""
+    """A media file cannot be used; ``path`` names it and ``reason`` says why.
 
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+    ``MediaError(path, reason)`` is the normal form. ``MediaError(message)`` also works (``path``
+    is then None and the message is kept whole) because torch's DataLoader re-raises a worker's
+    error as ``type(message)``. Errors pickle by (path, reason), so they cross process pools.
+    """
+
+    def __init__(self, path_or_message: str | os.PathLike, reason: str | None = None):
+        if reason is None:
+            self.path, self.reason = None, str(path_or_message)
+        else:
+            self.path, self.reason = str(path_or_message), str(reason)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return self.reason if self.path is None else f"{self.path}: {self.reason}"
+
+    def __reduce__(self):
+        # The default rebuilds with ``cls(*self.args)`` = one message, losing ``path``; a worker's
+        # error that cannot be rebuilt kills the pool's result thread and hangs ``imap``.
+        args = (self.reason,) if self.path is None else (self.path, self.reason)
+        return type(self), args, self.__dict__
+
+    def to_dict(self, path: str | None = None) -> dict:
+        """{"path", "error", "reason"}: how scans and caches list a bad file (``path`` as the caller
+        names it, e.g. relative to a dataset root)."""
+        return {"path": self.path if path is None else path, "error": type(self).__name__, "reason": self.reason}
+
+    @staticmethod
+    def from_dict(entry: dict, root: str | os.PathLike = "") -> MediaError:
+        """The error a :meth:`to_dict` entry describes, its path joined to ``root``."""
+        cls = globals().get(entry["error"])
+        cls = cls if isinstance(cls, type) and issubclass(cls, MediaError) else MediaError
+        return cls(os.path.join(root, entry["path"]), entry["reason"])
 
 
 class CorruptMediaError(MediaError):
     """The container or a stream cannot be decoded (garbage, truncated, wrong format)."""
+
+
+class MissingMediaError(CorruptMediaError):
+    """There is no media file at the path: it does not exist, is a broken link or a folder."""
 
 
 class NoAudioError(MediaError):
@@ -99,17 +143,184 @@ def write_mp4(path: str | os.PathLike, frames_rgb: np.ndarray, audio: np.ndarray
         raise
 
 
+# --- why a file cannot be read -------------------------------------------------------------------
+_SOURCE_LOCATION = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: (Error: )?")  # decord: "[10:21:33] /src/x.cc:486: "
+_ERROR_CODE = re.compile(r"failed with (-?\d+)")
+
+
+def _ffmpeg_message(code: int) -> str:
+    """FFmpeg's text for an error code, e.g. 1094995529 → "Invalid data found when processing input"."""
+    import av
+
+    try:
+        av.error.err_check(-abs(code))
+    except Exception as exc:  # the FFmpegError (an OSError) that the code stands for
+        return getattr(exc, "strerror", None) or f"error {code}"
+    return f"error {code}"
+
+
+def _why(exc: BaseException, path) -> str:
+    """A decoder's or the OS's error as a short reason: the text without ``[Errno n]``, without the
+    quoted path (the error names the file already) and without decord's source location."""
+    text = getattr(exc, "strerror", None) or next(iter(str(exc).strip().splitlines()), "")
+    text = _ERROR_CODE.sub(lambda m: f"failed: {_ffmpeg_message(int(m.group(1)))}", _SOURCE_LOCATION.sub("", text))
+    for spelling in sorted({str(path), os.path.abspath(path)}, key=len, reverse=True):
+        text = text.replace(spelling, "the file")
+    return text.rstrip(". ") or type(exc).__name__
+
+
+def _check_file(path) -> None:
+    """Say plainly when ``path`` holds no media at all, before a decoder gives a vaguer error."""
+    try:
+        st = os.stat(path)  # follows links, so a link to a good clip is fine
+    except FileNotFoundError:
+        raise MissingMediaError(path, "broken link: its target does not exist" if os.path.islink(path)
+                                else "file does not exist") from None
+    except OSError as exc:  # e.g. permission denied on a parent folder, a loop of links
+        raise MissingMediaError(path, _why(exc, path)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise MissingMediaError(path, "is a folder, not a media file")
+    if not stat.S_ISREG(st.st_mode):
+        raise MissingMediaError(path, "is not a regular file")
+    if st.st_size == 0:
+        raise CorruptMediaError(path, "file is empty")
+
+
+def _unopenable(path, exc: BaseException) -> str:
+    """Why FFmpeg cannot open the container. An MP4 cut short (a partial download) loses its index,
+    the ``moov`` box written last, and FFmpeg only says "invalid data": name the likely cause."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        head = b""
+    if head[4:8] == b"ftyp":
+        return "file is truncated or damaged: it starts like an MP4 but its index cannot be read " \
+               "(incomplete download or copy?)"
+    return f"cannot open container ({_why(exc, path)})"
+
+
+def _truncation(path) -> str | None:
+    """"file is truncated …" when ``path`` holds fewer video packets than its header lists (a
+    partial download of an MP4 whose index comes first), else None."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video or not c.streams.video[0].frames:
+                return None
+            vs = c.streams.video[0]
+            declared, present = vs.frames, sum(1 for p in c.demux(vs) if p.size)
+    except av.FFmpegError:
+        return None
+    if present >= declared:
+        return None
+    return f"file is truncated: {present} of its {declared} video frames are present (incomplete download or copy?)"
+
+
+def _decode_error(path, what: str, exc: BaseException) -> CorruptMediaError:
+    return CorruptMediaError(path, _truncation(path) or f"{what} ({_why(exc, path)})")
+
+
+# --- keeping decoder chatter off the terminal ------------------------------------------------------
+_DECODER_LINE = re.compile(r"^(\[\d\d:\d\d:\d\d\] \S+:\d+: |\[[^\]@]+ @ 0x[0-9a-f]+\] )")  # decord's, FFmpeg's
+_quiet = threading.Lock()
+_quiet_users = 0
+_redirect = None  # (dup of the real fd 2, capture file) while decord runs
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send fd 2 to a temporary file while decord runs.
+
+    decord's C++ logger (and its bundled FFmpeg) print lines like ``[10:21:33] /github/workspace/
+    src/video/video_reader.cc:486: ...`` straight to fd 2, past ``sys.stderr``, so only an fd-level
+    redirect silences them. fd 2 belongs to the whole process: concurrent users share one redirect
+    (counted under a lock), the last one out restores fd 2 and passes on what other threads wrote
+    meanwhile, and decoder lines go to the debug log.
+    """
+    global _quiet_users, _redirect
+    with _quiet:
+        if _quiet_users == 0:
+            _flush_sys_stderr()
+            capture = tempfile.TemporaryFile()
+            _redirect = (os.dup(2), capture)
+            os.dup2(capture.fileno(), 2)
+        _quiet_users += 1
+    try:
+        yield
+    finally:
+        with _quiet:
+            _quiet_users -= 1
+            text = _end_redirect() if _quiet_users == 0 else ""
+        _pass_on(text)
+
+
+def _flush_sys_stderr() -> None:
+    with contextlib.suppress(Exception):  # sys.stderr may be None or a closed stream
+        sys.stderr.flush()
+
+
+def _end_redirect() -> str:
+    global _redirect
+    saved, capture = _redirect
+    _redirect = None
+    _flush_sys_stderr()
+    os.dup2(saved, 2)
+    os.close(saved)
+    with capture:
+        capture.seek(0)
+        return capture.read().decode("utf-8", "replace")
+
+
+def _pass_on(text: str) -> None:
+    others = []
+    for line in text.splitlines(keepends=True):
+        if _DECODER_LINE.match(line):
+            log.debug("decoder: %s", line.rstrip())
+        else:
+            others.append(line)
+    if others:
+        os.write(2, "".join(others).encode())
+
+
+def _reset_quiet_in_child() -> None:
+    # A fork while fd 2 is redirected would leave the child's stderr in the capture file, and
+    # the lock held by a thread that does not exist there.
+    global _quiet, _quiet_users, _redirect
+    _quiet, _quiet_users = threading.Lock(), 0
+    if _redirect is not None:
+        _end_redirect()
+
+
+os.register_at_fork(after_in_child=_reset_quiet_in_child)
+
+
+@functools.cache
+def _decord():
+    """decord, with its bundled FFmpeg's logging off (its own logger needs :func:`_quiet_stderr`)."""
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)
+    return decord
+
+
+# --- reading ---------------------------------------------------------------------------------------
 def _open(path):
     import av
 
-    if not os.path.isfile(path):
-        raise CorruptMediaError(path, "file does not exist")
-    if os.path.getsize(path) == 0:
-        raise CorruptMediaError(path, "file is empty")
+    _check_file(path)
     try:
         return av.open(str(path))
     except av.FFmpegError as exc:
-        raise CorruptMediaError(path, f"cannot open container ({exc})") from exc
+        raise CorruptMediaError(path, _unopenable(path, exc)) from exc
+
+
+def _declared_seconds(stream) -> float:
+    """The length the container's header gives ``stream`` (0 when it gives none)."""
+    if stream.duration is None or stream.time_base is None:
+        return 0.0
+    return float(stream.duration * stream.time_base)
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -123,17 +334,31 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         fps = float(vs.average_rate or 0)
         sr, n_samples = 0, 0
         if c.streams.audio:
-            aus = c.streams.audio[0]
-            sr = aus.sample_rate or 0
-            if aus.duration is not None and aus.time_base is not None:
-                n_samples = int(round(float(aus.duration * aus.time_base) * sr))
+            sr = c.streams.audio[0].sample_rate or 0
+            n_samples = int(round(_declared_seconds(c.streams.audio[0]) * sr))
         n_frames = vs.frames
         if not n_frames:
             try:
                 n_frames = sum(1 for p in c.demux(vs) if p.size)
             except av.FFmpegError as exc:
-                raise CorruptMediaError(path, f"cannot demux video ({exc})") from exc
+                raise CorruptMediaError(path, f"cannot demux video ({_why(exc, path)})") from exc
         return MediaInfo(int(n_frames), fps, vs.width or 0, vs.height or 0, int(sr), n_samples)
+
+
+def _decode_audio(c, stream, sample_rate: int, limit: int | None) -> np.ndarray:
+    import av
+
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    chunks, n = [], 0
+    for frame in c.decode(stream):
+        for out in resampler.resample(frame):
+            chunks.append(out.to_ndarray().reshape(-1))
+            n += len(chunks[-1])
+        if limit and n >= limit:
+            return np.concatenate(chunks)[:limit].astype(np.float32)
+    for out in resampler.resample(None):
+        chunks.append(out.to_ndarray().reshape(-1))
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int = 16_000, max_seconds: float | None = None) -> np.ndarray:
@@ -145,53 +370,70 @@ def read_audio(path: str | os.PathLike, sample_rate: int = 16_000, max_seconds: 
     with _open(path) as c:
         if not c.streams.audio:
             raise NoAudioError(path, "no audio stream")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks, n = [], 0
+        stream = c.streams.audio[0]
         try:
-            for frame in c.decode(c.streams.audio[0]):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-                    n += len(chunks[-1])
-                if limit and n >= limit:
-                    return np.concatenate(chunks)[:limit].astype(np.float32)
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+            wave = _decode_audio(c, stream, sample_rate, limit)
         except av.FFmpegError as exc:
-            raise CorruptMediaError(path, f"audio stream cannot be decoded ({exc})") from exc
-    if not chunks:
+            raise _decode_error(path, "audio stream cannot be decoded", exc) from exc
+        # FFmpeg ends a cut-off stream quietly; MP4 headers give exact lengths to compare with
+        # (other formats' are estimates, e.g. VBR mp3, so they are not checked).
+        declared = _declared_seconds(stream) if "mp4" in c.format.name else 0.0
+    if not len(wave):
         raise CorruptMediaError(path, "audio stream decodes to no samples")
-    return np.concatenate(chunks).astype(np.float32)
+    got = len(wave) / sample_rate
+    if len(wave) != limit and got < 0.9 * declared:
+        raise CorruptMediaError(path, f"file is truncated: its audio stops at {got:.2f} s of {declared:.2f} s "
+                                      "(incomplete download or copy?)")
+    return wave
 
 
 def read_frames(path: str | os.PathLike, indices=None, size: int | None = None) -> np.ndarray:
     """RGB uint8 frames (N, H, W, 3) at ``indices`` (all when None) by decord random access."""
-    import decord
+    _check_file(path)
+    decord = _decord()
+    with _quiet_stderr():
+        vr = _video_reader(path, size)
+        idx = _frame_indices(path, len(vr), indices)
+        try:
+            return vr.get_batch(idx).asnumpy()
+        except (decord.DECORDError, RuntimeError) as exc:
+            failure = exc
+    return _read_frames_fallback(path, idx, size, failure)
 
-    if not os.path.isfile(path) or os.path.getsize(path) == 0:
-        raise CorruptMediaError(path, "file does not exist or is empty")
+
+def _video_reader(path, size: int | None):
+    decord = _decord()
+    kw = {"width": size, "height": size} if size else {}
     try:
-        kw = {"width": size, "height": size} if size else {}
-        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kw)
+        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kw)
     except (decord.DECORDError, RuntimeError) as exc:
-        raise CorruptMediaError(path, f"video stream cannot be opened ({str(exc).splitlines()[0]})") from exc
-    n = len(vr)
+        with _open(path) as c:  # PyAV says what is wrong with a container more clearly than decord
+            if not c.streams.video:
+                raise NoVideoError(path, "no video stream") from exc
+        raise _decode_error(path, "video stream cannot be opened", exc) from exc
+
+
+def _frame_indices(path, n: int, indices) -> list[int]:
     if n == 0:
         raise TooShortError(path, "video has no frames")
     idx = list(range(n)) if indices is None else [int(i) for i in indices]
     bad = [i for i in idx if not 0 <= i < n]
     if bad:
         raise TooShortError(path, f"frame {bad[0]} requested but the video has {n} frames")
-    try:
-        return vr.get_batch(idx).asnumpy()
-    except (decord.DECORDError, RuntimeError):
-        # decord 0.6 mis-copies frames whose RGB row is not aligned the way it expects (e.g. 48 px
-        # wide); PyAV decodes those correctly, and raises CorruptMediaError if the file is bad.
-        frames = read_frames_pyav(path)
-        if size:
-            import cv2
+    return idx
 
-            frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-        return frames[idx]
+
+def _read_frames_fallback(path, idx: list[int], size: int | None, failure: BaseException) -> np.ndarray:
+    # decord 0.6 mis-copies frames whose RGB row is not aligned the way it expects (e.g. 48 px
+    # wide); PyAV decodes those correctly, and raises CorruptMediaError if the file is bad.
+    frames = read_frames_pyav(path)
+    if idx and max(idx) >= len(frames):
+        raise _decode_error(path, f"frame {max(idx)} cannot be decoded", failure)
+    if size:
+        import cv2
+
+        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+    return frames[idx]
 
 
 def read_frames_pyav(path: str | os.PathLike) -> np.ndarray:
@@ -202,6 +444,9 @@ def read_frames_pyav(path: str | os.PathLike) -> np.ndarray:
         if not c.streams.video:
             raise NoVideoError(path, "no video stream")
         try:
-            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])])
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
         except av.FFmpegError as exc:
-            raise CorruptMediaError(path, f"video stream cannot be decoded ({exc})") from exc
+            raise _decode_error(path, "video stream cannot be decoded", exc) from exc
+    if not frames:
+        raise TooShortError(path, "video has no frames")
+    return np.stack(frames)
