@@ -32,15 +32,15 @@ def recalibration_weights(voice: torch.Tensor, face: torch.Tensor, agreement: to
     rho = ((F.normalize(voice.detach(), dim=1) * F.normalize(face.detach(), dim=1)).sum(1)
            - agreement.detach()).double()  # float64: the Gaussian tails must not underflow to 0
     std = rho.std(unbiased=False)
-    if std < 1e-8:
-        return torch.ones_like(voice[:, 0])
+    flat = std < 1e-8  # all pairs agree equally: no evidence to down-weight any (a tensor, not a
+    std = torch.where(flat, torch.ones_like(std), std)  # host branch, so CUDA/meta steps do not sync)
     mu, sigma = rho.mean() + delta * std, std * kappa ** 0.5
     order = torch.argsort(rho)
     g = torch.exp(-0.5 * ((rho[order] - mu) / sigma) ** 2) / (sigma * (2 * torch.pi) ** 0.5)
     cdf = torch.cumsum(g, 0) / g.sum()
     w = torch.empty_like(rho)
     w[order] = cdf
-    return w.to(voice.dtype)
+    return torch.where(flat, torch.ones_like(w), w).to(voice.dtype)
 
 
 def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
