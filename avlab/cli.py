@@ -8,14 +8,24 @@ import sys
 from pathlib import Path
 
 
-def _synth(args) -> int:
-    from avlab.data.synth.talking_faces import TalkingFacesConfig, generate
+def _benchmark_owner(benchmark: str):
+    """The task that generates ``benchmark``."""
+    from avlab.registry import TASKS
 
-    cfg = TalkingFacesConfig.from_profile(
-        args.profile, identities=args.identities, videos_per_id=args.videos_per_id,
-        utts_per_video=args.utts_per_video, coupling=args.coupling, size=args.size, seed=args.seed)
-    out = generate(cfg, args.out, workers=args.workers, progress=not args.quiet)
-    print(f"talking-faces set written to {out} (meta.csv, lists/, oracle.json, latents/)")
+    for task in TASKS.values():
+        if benchmark in task.benchmarks:
+            return task
+    known = sorted(b for t in TASKS.values() for b in t.benchmarks)
+    raise ValueError(f"unknown benchmark {benchmark!r}; the tasks generate {known}")
+
+
+def _synth(args) -> int:
+    options = {k: getattr(args, k) for k in ("identities", "videos_per_id", "utts_per_video", "coupling", "size",
+                                             "seed") if getattr(args, k) is not None}
+    task = _benchmark_owner(args.benchmark)
+    out = task.generate(args.benchmark, args.out, profile=args.profile, workers=args.workers,
+                        progress=not args.quiet, **options)
+    print(f"{args.benchmark} set (task {task.name}) written to {out}")
     return 0
 
 
@@ -31,19 +41,6 @@ def _scan(args) -> int:
     return 1 if report["bad"] else 0
 
 
-def _method_option_fields():
-    """Every option of every registered method, for the command line (validated per method)."""
-    from dataclasses import MISSING, fields
-
-    from avlab.methods import METHODS
-
-    seen = {}
-    for cls in METHODS.values():
-        for f in fields(cls.Config):
-            seen.setdefault(f.name, f)
-    return [(f.name, f.default if f.default is not MISSING else None) for f in seen.values()]
-
-
 def _bool(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -52,48 +49,111 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
-def _add_method_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("method options (each method accepts its own; see `avlab methods`)")
-    for name, default in _method_option_fields():
-        flag = "--" + name.replace("_", "-")
+def _add_dataclass_options(p: argparse.ArgumentParser, cls, dest_prefix: str, title: str) -> None:
+    """One flag per field of an options dataclass (``num_prototypes`` → ``--num-prototypes``)."""
+    from dataclasses import MISSING, fields
+
+    g = p.add_argument_group(title)
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else None
+        flag, dest = "--" + f.name.replace("_", "-"), dest_prefix + f.name
         if isinstance(default, bool):
-            g.add_argument(flag, dest=f"m_{name}", type=_bool, metavar="BOOL")
+            g.add_argument(flag, dest=dest, type=_bool, metavar="BOOL", help=f"default {default}")
         elif isinstance(default, tuple):
-            g.add_argument(flag, dest=f"m_{name}", nargs="+", type=float if default and isinstance(default[0], float) else int)
+            g.add_argument(flag, dest=dest, nargs="+", help=f"default {list(default)}",
+                           type=float if default and isinstance(default[0], float) else int)
         else:
-            g.add_argument(flag, dest=f"m_{name}", type=type(default) if default is not None else str)
+            g.add_argument(flag, dest=dest, type=type(default) if default is not None else str,
+                           help=f"default {default}")
 
 
-def _train(args) -> int:
+def _options_parser(method: str, task: str) -> argparse.ArgumentParser:
+    """The flags of one method and one task, parsed after ``--method`` and ``--data`` are known,
+    so two methods' options never share a namespace."""
+    from avlab.registry import METHODS, TASKS
+
+    p = argparse.ArgumentParser(prog=f"avlab train --method {method}", add_help=False, allow_abbrev=False)
+    _add_dataclass_options(p, METHODS.get(method).Config, "m_", f"options of method {method!r}")
+    _add_dataclass_options(p, TASKS.get(task).Config, "t_", f"options of task {task!r}")
+    return p
+
+
+def _parse_options(args, rest: list[str]) -> tuple[dict, dict]:
+    """(method_args, task_args) from the flags left after the loop's own."""
+    parser = _options_parser(args.method, args.task)
+    opts, unknown = parser.parse_known_args(rest)
+    if unknown:
+        flags = sorted({u.split("=")[0] for u in unknown if u.startswith("--")}) or unknown
+        names = [f.lstrip("-").replace("-", "_") for f in flags]
+        raise ValueError(f"method {args.method!r} (task {args.task!r}) has no option(s) {names}; "
+                         f"see `avlab train --method {args.method} --data {args.data} --help`")
+    picked = {k: v for k, v in vars(opts).items() if v is not None}
+    return ({k[2:]: v for k, v in picked.items() if k.startswith("m_")},
+            {k[2:]: v for k, v in picked.items() if k.startswith("t_")})
+
+
+def _encoders(pairs: list[str] | None) -> dict:
+    out = {}
+    for pair in pairs or []:
+        modality, sep, model = pair.partition("=")
+        if not sep or not modality or not model:
+            raise ValueError(f"--encoder expects MODALITY=MODEL (e.g. face=resnet34), got {pair!r}")
+        out[modality] = model
+    return out
+
+
+def _train(args, rest: list[str] | None = None) -> int:
+    from avlab.data.manifest import detect_task
     from avlab.methods.base import ModelConfig
-    from avlab.train import TrainConfig, train
+    from avlab.runs import TrainConfig
+    from avlab.train import train
 
-    method_args = {k[2:]: v for k, v in vars(args).items() if k.startswith("m_") and v is not None}
-    if args.method == "cmpc" and "num_prototypes" in method_args:
-        method_args["num_prototypes"] = [int(k) for k in method_args["num_prototypes"]]
-    cfg = TrainConfig(method=args.method, data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, seed=args.seed, face_size=args.face_size, checkpoint_every=args.checkpoint_every,
-                      workers=args.workers, init_from=args.init_from or "", train_fraction=args.train_fraction,
-                      model=ModelConfig(args.face_model, args.voice_model, args.embed_dim, args.proj_dim),
-                      method_args=method_args)
-    cfg.method_config()  # validate the options against the method before any work
+    if args.help and not (args.method and args.data):
+        args.parser.print_help()
+        return 0
+    missing = [f"--{k}" for k in ("method", "data", "out") if not getattr(args, k) and not (k == "out" and args.help)]
+    if missing:
+        raise ValueError(f"the following arguments are required: {', '.join(missing)}")
+    args.task = args.task or detect_task(args.data)
+    if args.help:
+        args.parser.print_help()
+        print()
+        _options_parser(args.method, args.task).print_help()
+        return 0
+    method_args, task_args = _parse_options(args, rest or [])
+    cfg = TrainConfig(method=args.method, task=args.task, data=args.data, out=args.out, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                      workers=args.workers, device=args.device, amp=args.amp, log_every=args.log_every,
+                      init_from=args.init_from or "", train_fraction=args.train_fraction,
+                      model=ModelConfig(_encoders(args.encoder), args.default_encoder, args.embed_dim, args.proj_dim),
+                      method_args=method_args, task_args=task_args)
+    cfg.method_config(), cfg.task_config()  # validate against the method and the task before any work
+    from avlab.registry import METHODS
+
+    METHODS.get(cfg.method).check_fits(_spec_of_task(cfg.task))
     run = train(cfg, resume=args.resume, progress=not args.quiet)
     print(f"trained {args.method}: {run}/model.safetensors (metrics.jsonl, config.json)")
     if args.eval:
-        return _eval(argparse.Namespace(run=str(run), data=None, crops=5, quiet=args.quiet))
+        return _eval(argparse.Namespace(run=str(run), data=None, device=args.device, quiet=args.quiet))
     return 0
 
 
-def _eval(args) -> int:
-    from avlab.eval.run_eval import evaluate_run, flatten
+def _spec_of_task(task: str):
+    from avlab.methods.base import DataSpec
+    from avlab.registry import TASKS
 
-    res = evaluate_run(args.run, args.data, n_voice_crops=args.crops, progress=not args.quiet)
-    flat = flatten(res["metrics"].get("unseen_unheard", res["metrics"]))
-    for k in ("verification/U/auc", "verification/G/auc", "matching_1to2/v2f/U", "matching_1to2/f2v/U",
-              "retrieval_map/v2f", "retrieval_map/f2v"):
-        if k in flat:
-            print(f"  unseen-unheard {k:24s} {flat[k]:.3f}")
-    print(f"wrote {args.run}/eval.json and {args.run}/embeddings.npz")
+    return DataSpec(task, dict(TASKS.get(task).modalities))
+
+
+def _eval(args) -> int:
+    from avlab.eval.run_eval import evaluate_run
+    from avlab.runs import task_of
+
+    res = evaluate_run(args.run, args.data, progress=not args.quiet, device=args.device)
+    task = task_of(res)
+    for k, v in task.headline(res).items():
+        print(f"  {task.headline_split} {k:24s} {v:.3f}")
+    print(f"wrote {args.run}/eval.json and the task's outputs")
     return 0
 
 
@@ -103,7 +163,7 @@ def _lowshot(args) -> int:
     pretrained = {Path(r).name: r for r in args.runs}
     summary = run_lowshot(pretrained, args.data, args.out, args.fractions, args.epochs, args.seed, not args.quiet,
                           batch_size=args.batch_size)
-    print(json.dumps(summary["unseen_unheard"], indent=1))
+    print(json.dumps(summary["headline"], indent=1))
     print(f"wrote {args.out}/lowshot.json")
     return 0
 
@@ -131,30 +191,46 @@ def _lab(args) -> int:
 def _methods(args) -> int:
     from dataclasses import fields
 
-    from avlab.methods import METHODS
+    from avlab.registry import METHODS
 
-    for name, cls in sorted(METHODS.items()):
+    for name, cls in METHODS.items():
         opts = ", ".join(f"{f.name}={f.default!r}" for f in fields(cls.Config))
-        print(f"{name}: {opts}")
+        tasks = ", ".join(cls.tasks) or "any two-modality task"
+        print(f"{name} [{tasks}]: {opts}")
     return 0
 
 
-def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, progress: bool = True) -> Path:
-    """Generate a talking-faces set of ``profile`` at ``data`` unless a complete one is there."""
-    from avlab.data.synth.talking_faces import TalkingFacesConfig, generate
+def _tasks(args) -> int:
+    from avlab.registry import TASKS
+
+    for name, task in TASKS.items():
+        print(f"{name}: {task.description}")
+        print(f"  modalities  {', '.join(f'{m} ({s.kind})' for m, s in task.modalities.items())}")
+        print(f"  benchmarks  {', '.join(task.benchmarks) or '-'}")
+        print(f"  datasets    {', '.join(task.datasets) or '-'} — layout {task.layout}")
+        print(f"  methods     {', '.join(task.methods())}")
+        print(f"  metrics     {task.headline_split}: {', '.join(task.key_metrics)}")
+        print(f"  notebooks   {', '.join(task.notebooks) or '-'}")
+    return 0
+
+
+def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, progress: bool = True,
+                       benchmark: str = "talking-faces") -> Path:
+    """Generate ``benchmark`` at ``profile`` into ``data`` unless a complete set is there."""
+    from avlab.data.manifest import MANIFEST
 
     data = Path(data)
-    if (data / "oracle.json").exists() or (data.is_dir() and not (data / "synth_config.json").exists()
-                                           and any(data.iterdir())):
-        return data  # a finished synthetic set, or the user's own data
-    print(f"generating the {profile} talking-faces set at {data} …", file=sys.stderr)
-    return generate(TalkingFacesConfig.from_profile(profile), data, workers=workers, progress=progress)
+    if (data / MANIFEST).exists() or (data / "oracle.json").exists() or (
+            data.is_dir() and not (data / "synth_config.json").exists() and any(data.iterdir())):
+        return data  # a finished synthetic set (the manifest is written last), or the user's own data
+    print(f"generating the {profile} {benchmark} set at {data} …", file=sys.stderr)
+    return _benchmark_owner(benchmark).generate(benchmark, data, profile=profile, workers=workers, progress=progress)
 
 
 def _run_main(args) -> int:
     """Quick set → data tour → CID and CMPC trained and evaluated (notebook 01) → report (04)."""
     from avlab.notebooks import execute
-    from avlab.viz.report import comparison_table
+    from avlab.viz.report import comparison_text
 
     data = ensure_profile_set(Path(args.data), "quick", args.workers).resolve()
     out = Path(args.out).resolve()
@@ -166,9 +242,9 @@ def _run_main(args) -> int:
                                            "epochs": args.epochs, "seed": args.seed})
         runs.append(str(out / method))
     report = execute("04_report", out, {"runs": runs, "out_dir": str(out)})
-    table = comparison_table(runs, "unseen_unheard")
-    print("\nunseen-unheard identities (chance = random embeddings through the same lists):")
-    print(table.round(3).to_string())
+    print("\nunseen-unheard identities — each method's figure with its 95 % interval over test identities, "
+          "beside chance (an uninformative model) and the oracle (the best any model can do on this data):")
+    print(comparison_text(runs).to_string())
     print("\nmain job done. Outputs:")
     print(f"  data set      {data}/ (meta.csv, lists/, oracle.json)")
     print(f"  data tour     {tour} (+ .html)")
@@ -181,7 +257,7 @@ def _run_main(args) -> int:
 def _demo_run(args) -> Path:
     """The run to demo: --run, else the newest finished run under --runs-dir, else a quick CMPC run
     trained (and evaluated) now on the quick synthetic set."""
-    from avlab.demo.engine import newest_run
+    from avlab.runs import newest_run
 
     if args.run:
         return Path(args.run)
@@ -190,7 +266,8 @@ def _demo_run(args) -> Path:
         print(f"demo: using the newest run, {run}", file=sys.stderr)
         return run
     from avlab.eval.run_eval import evaluate_run
-    from avlab.train import TrainConfig, train
+    from avlab.runs import TrainConfig
+    from avlab.train import train
 
     data = ensure_profile_set(Path(args.data), "quick", args.workers)
     out = Path(args.runs_dir) / "demo-cmpc"
@@ -207,8 +284,7 @@ def _demo(args) -> int:
     from avlab.demo.app import ServeOptions, prepare_environment
 
     prepare_environment()  # before Gradio is imported
-    from avlab.demo.app import launch
-    from avlab.demo.engine import Matcher
+    from avlab.demo.app import launch, task_tabs
     from avlab.demo.inputs import Limits
 
     auth = None
@@ -223,9 +299,9 @@ def _demo(args) -> int:
     run = _demo_run(args)
     limits = Limits(max_bytes=int(args.max_upload_mb * 2**20))
     print(f"demo: loading {run} and embedding its test gallery …", file=sys.stderr)
-    matcher = Matcher(run, gallery_identities=args.gallery_identities, limits=limits, progress=True)
+    tabs = task_tabs(run, limits=limits, progress=True, gallery_identities=args.gallery_identities)
     try:
-        launch(matcher, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
+        launch(run, tabs, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
                                      auth=auth), limits)
     except OSError as exc:  # Gradio's "Cannot find empty port …"
         raise ValueError(f"cannot serve on {args.host}:{args.port} ({exc}); choose another --port") from None
@@ -237,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate a synthetic benchmark")
-    s.add_argument("benchmark", choices=["talking-faces"])
+    s.add_argument("benchmark", help="talking-faces (see `avlab tasks`)")
     s.add_argument("--out", required=True)
     s.add_argument("--profile", default="quick", choices=["quick", "standard"])
     s.add_argument("--identities", type=int)
@@ -257,33 +333,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_scan)
 
-    s = sub.add_parser("train", help="train a method into a run folder")
-    s.add_argument("--method", required=True, help="cid | cmpc | supervised (see `avlab methods`)")
-    s.add_argument("--data", required=True)
-    s.add_argument("--out", required=True)
+    s = sub.add_parser("train", help="train a method into a run folder", add_help=False,
+                       description="The method's and the task's own options follow --method and --data; "
+                                   "`avlab train --method M --data D --help` lists them.")
+    s.add_argument("--help", "-h", action="store_true", help="this help, with the method's and task's options")
+    s.add_argument("--method", help="a registered method (see `avlab methods`); required")
+    s.add_argument("--data", help="a data folder (its task is read from its manifest or layout); required")
+    s.add_argument("--out", help="the run folder; required")
+    s.add_argument("--task", help="the data's task when it cannot be detected (see `avlab tasks`)")
     s.add_argument("--epochs", type=int, default=30)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--lr", type=float, default=2e-3)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--face-size", type=int, default=64)
-    s.add_argument("--face-model", default="resnet_tiny")
-    s.add_argument("--voice-model", default="resnet_tiny")
+    s.add_argument("--encoder", action="append", metavar="MODALITY=MODEL",
+                   help="encoder of one modality, e.g. face=resnet34 (repeatable; see tests/test_models.py)")
+    s.add_argument("--default-encoder", default="resnet_tiny", help="encoder of the other modalities")
     s.add_argument("--embed-dim", type=int, default=128)
     s.add_argument("--proj-dim", type=int, default=None, help="shared projection head (default: none)")
     s.add_argument("--checkpoint-every", type=int, default=100)
     s.add_argument("--init-from", help="a finished run whose encoders initialise this one")
     s.add_argument("--train-fraction", type=float, default=1.0)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--workers", type=int, default=None, help="data-loading processes (default: cores, at most 4)")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto: CUDA when present)")
+    s.add_argument("--amp", action="store_true", help="bfloat16 mixed precision on CUDA")
+    s.add_argument("--log-every", type=int, default=20, help="steps between host syncs of the logged values")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     s.add_argument("--eval", action="store_true", help="evaluate when training ends")
     s.add_argument("--quiet", action="store_true")
-    _add_method_options(s)
-    s.set_defaults(func=_train)
+    s.set_defaults(func=_train, parser=s)
 
     s = sub.add_parser("eval", help="evaluate a run on a dataset's lists → RUN/eval.json, RUN/embeddings.npz")
     s.add_argument("--run", required=True)
     s.add_argument("--data", help="dataset root (default: the run's training data)")
-    s.add_argument("--crops", type=int, default=5, help="voice crops averaged per clip")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_eval)
 
@@ -325,8 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=_demo)
 
-    s = sub.add_parser("methods", help="list the registered methods and their options")
+    s = sub.add_parser("methods", help="list the registered methods, the tasks they fit and their options")
     s.set_defaults(func=_methods)
+
+    s = sub.add_parser("tasks", help="list the registered tasks: data, benchmarks, methods, metrics")
+    s.set_defaults(func=_tasks)
 
     s = sub.add_parser("run-main", help="the main job of `make run`")
     s.add_argument("--data", default="data/talking-faces-quick")
@@ -339,9 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "train":  # only train takes flags that depend on its --method and data
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        return args.func(args)
+        return args.func(args, rest) if args.command == "train" else args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
         print(f"avlab {args.command}: error: {exc}", file=sys.stderr)
         return 2

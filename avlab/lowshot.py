@@ -6,11 +6,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from avlab.eval.run_eval import evaluate_run, flatten
-from avlab.train import TrainConfig, train
-
-KEY_METRICS = ("verification/U/auc", "verification/G/auc", "matching_1to2/v2f/U", "matching_1to2/f2v/U",
-               "matching_1to2/v2f/G", "matching_1to2/f2v/G", "retrieval_map/v2f", "retrieval_map/f2v")
+from avlab.eval.run_eval import evaluate_run
+from avlab.runs import TrainConfig, task_of
+from avlab.train import train
 
 
 def run_lowshot(pretrained: dict[str, str], data: str, out: str | Path, fractions=(0.05, 0.1), epochs: int = 20,
@@ -20,7 +18,7 @@ def run_lowshot(pretrained: dict[str, str], data: str, out: str | Path, fraction
     out.mkdir(parents=True, exist_ok=True)
     first = next(iter(pretrained.values()), None)
     base = (TrainConfig.from_json(json.loads((Path(first) / "config.json").read_text())) if first else TrainConfig())
-    summary: dict = {"data": data, "epochs": epochs, "seed": seed, "pretrained": pretrained, "unseen_unheard": {}}
+    summary: dict = {"data": data, "epochs": epochs, "seed": seed, "pretrained": pretrained, "headline": {}}
     for frac in fractions:
         for name, init in [*pretrained.items(), ("scratch", "")]:
             run = out / f"{name}-{frac:g}"
@@ -28,7 +26,8 @@ def run_lowshot(pretrained: dict[str, str], data: str, out: str | Path, fraction
                           seed=seed, init_from=init, train_fraction=frac, batch_size=batch_size or base.batch_size)
             if not (run / "model.safetensors").exists():
                 train(cfg, resume=(run / "checkpoint.safetensors").exists(), progress=progress)
-            metrics = flatten(evaluate_run(run, data, progress=progress)["metrics"]["unseen_unheard"])
-            summary["unseen_unheard"].setdefault(f"{frac:g}", {})[name] = {k: metrics[k] for k in KEY_METRICS if k in metrics}
+            result = evaluate_run(run, data, progress=progress)
+            summary["split"] = task_of(result).headline_split
+            summary["headline"].setdefault(f"{frac:g}", {})[name] = task_of(result).headline(result)
     (out / "lowshot.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -32,10 +32,6 @@ from tqdm.auto import tqdm
 
 from avlab.notebooks import export_html, notebook_path
 
-SUMMARY_METRICS = ("verification/U/auc", "verification/G/auc", "matching_1to2/v2f/U", "matching_1to2/f2v/U",
-                   "retrieval_map/v2f")
-
-
 def load_grid(path: str | Path) -> tuple[dict, list[dict]]:
     """(fixed parameters, one dict per grid point) from a grid YAML file."""
     path = Path(path)
@@ -133,10 +129,10 @@ def _metrics(run_dir: Path) -> dict:
     path = run_dir / "eval.json"
     if not path.exists():
         return {}
-    from avlab.eval.run_eval import flatten
+    from avlab.runs import task_of
 
-    flat = flatten(json.loads(path.read_text())["metrics"].get("unseen_unheard", {}))
-    return {k: flat[k] for k in SUMMARY_METRICS if k in flat}
+    result = json.loads(path.read_text())
+    return task_of(result).headline(result)
 
 
 def run_sweep(notebook: str, grid: str | Path, out: str | Path, workers: int = 1, timeout_s: float | None = None,

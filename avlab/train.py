@@ -1,13 +1,18 @@
-"""One training loop for every method.
+"""One training loop for every task and method.
 
-A run folder holds ``config.json`` (the loop's, the model's and the method's options, the seed,
-the git commit), ``metrics.jsonl`` (one line per epoch), ``checkpoint.safetensors`` (the latest
-resumable state, written atomically every ``checkpoint_every`` steps and at each epoch's end),
-``model.safetensors`` (final weights) and what the method saves (e.g. ``clusters.safetensors``).
+task data → DataLoader (workers) → method on its device → steps. The loop knows no modality or
+dataset: the run's task (looked up by name in the task registry) supplies the training dataset
+and its :class:`~avlab.methods.base.DataSpec`, the method supplies ``training_step``.
 
-Exact resume: batch order is a function of (seed, epoch), each sample's augmentation of
-(seed, epoch, clip), and the checkpoint carries weights, optimizer, method state and the
-epoch's running sums — so a run killed at any point and resumed ends bit-identical (on CPU).
+A run folder holds ``config.json``, ``metrics.jsonl`` (one line per epoch),
+``checkpoint.safetensors`` (the latest resumable state, written atomically every
+``checkpoint_every`` steps and at each epoch's end), ``model.safetensors`` (final weights) and
+what the method saves (e.g. ``clusters.safetensors``).
+
+Exact resume: batch order is a function of (seed, epoch), each sample's randomness of (seed,
+epoch, sample) (see :mod:`avlab.data.loader`), and the checkpoint carries weights, optimizer,
+method state, RNG states and the epoch's running sums — so a run killed at any point and resumed
+ends bit-identical (on CPU), with any number of loader workers.
 """
 from __future__ import annotations
 
@@ -15,9 +20,8 @@ import json
 import math
 import os
 import platform
-import subprocess
 import time
-from dataclasses import asdict, dataclass, field, fields
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -26,56 +30,13 @@ import torch
 from tqdm.auto import tqdm
 
 from avlab.checkpoint import load_checkpoint, save_checkpoint, save_weights
-from avlab.data.features import MelConfig
-from avlab.data.voxceleb import VoiceFaceDataset
-from avlab.methods import METHODS, create_method
-from avlab.methods.base import ModelConfig
+from avlab.data.loader import make_loader
+from avlab.data.manifest import detect_task
+from avlab.device import resolve_device, to_device
+from avlab.registry import TASKS
+from avlab.runs import TrainConfig, build_method, git_commit, migrate_state_dict, read_metrics
 
-
-@dataclass
-class TrainConfig:
-    method: str = "cid"
-    data: str = "data/talking-faces-quick"
-    out: str = "runs/cid"
-    epochs: int = 30
-    batch_size: int = 32
-    optimizer: str = "adam"  # adam | adamw
-    lr: float = 2e-3
-    min_lr: float = 1e-4
-    weight_decay: float = 1e-5
-    warmup_epochs: float = 1.0  # linear LR warm-up, then cosine to min_lr
-    grad_clip: float = 5.0
-    seed: int = 0
-    face_size: int = 64
-    crop_seconds: float = 2.0
-    n_mels: int = 64
-    augment: bool = True  # face crop/colour jitter, voice gain/noise (see avlab.data.voxceleb)
-    checkpoint_every: int = 100  # steps
-    workers: int = 2  # processes for indexing / caching the data
-    init_from: str = ""  # a run whose encoder weights initialise this one (low-shot fine-tuning)
-    train_fraction: float = 1.0  # share of the training clips used (seeded choice; low-shot)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    method_args: dict = field(default_factory=dict)
-
-    def method_config(self):
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; registered: {sorted(METHODS)}")
-        cls = METHODS[self.method].Config
-        known = {f.name for f in fields(cls)}
-        unknown = set(self.method_args) - known
-        if unknown:
-            raise ValueError(f"method {self.method!r} has no option(s) {sorted(unknown)}; it has {sorted(known)}")
-        args = {k: tuple(v) if isinstance(v, list) else v for k, v in self.method_args.items()}
-        return cls(**args)
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @staticmethod
-    def from_json(d: dict) -> "TrainConfig":
-        d = dict(d)
-        d["model"] = ModelConfig(**d.get("model", {}))
-        return TrainConfig(**{k: v for k, v in d.items() if k in {f.name for f in fields(TrainConfig)}})
+__all__ = ["TrainConfig", "train", "build", "lr_at", "read_metrics", "resolve_task"]
 
 
 def lr_at(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float:
@@ -90,14 +51,6 @@ def lr_at(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(p, 1.0)))
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def seed_everything(seed: int) -> None:
     import random
 
@@ -106,31 +59,37 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resolve_task(cfg: TrainConfig) -> TrainConfig:
+    """Fill ``cfg.task`` from the data folder (its manifest or its layout) when not given."""
+    if not cfg.task:
+        cfg.task = detect_task(cfg.data)
+    return cfg
+
+
 def build(cfg: TrainConfig, progress: bool = True):
-    """Dataset and method of a config (also used by evaluation to rebuild a trained run)."""
-    ds = VoiceFaceDataset(cfg.data, ("train",), face_size=cfg.face_size, crop_seconds=cfg.crop_seconds,
-                          train=True, mel=MelConfig(n_mels=cfg.n_mels), workers=cfg.workers, progress=progress,
-                          augment=cfg.augment)
+    """(training dataset, method) of a config: the task reads the data, the method fits its spec."""
+    task = TASKS.get(cfg.task)
+    ds = task.train_dataset(cfg.data, cfg.task_config(), workers=cfg.n_workers, progress=progress)
     ds.seed = cfg.seed
     if cfg.train_fraction < 1.0:
         ds.subset(cfg.train_fraction, seed=cfg.seed)
     seed_everything(cfg.seed)
-    method = create_method(cfg.method, cfg.model, cfg.method_config(), n_train=len(ds), n_classes=len(ds.identities))
+    method = build_method(cfg, task.data_spec(ds))
     if cfg.init_from:
         init_encoders(method, cfg.init_from)
     return ds, method
 
 
 def init_encoders(method, run: str | os.PathLike) -> None:
-    """Copy the face and voice encoders of a finished run into ``method`` (same architecture)."""
+    """Copy the encoders of a finished run into ``method`` (same architecture)."""
     from safetensors.torch import load_file
 
     weights = Path(run) / "model.safetensors"
     if not weights.exists():
         raise FileNotFoundError(f"--init-from {run}: no model.safetensors there")
-    enc = {k: v for k, v in load_file(str(weights)).items() if k.startswith(("face_encoder.", "voice_encoder."))}
+    enc = {k: v for k, v in migrate_state_dict(load_file(str(weights))).items() if k.startswith("encoders.")}
     missing, _ = method.load_state_dict(enc, strict=False)
-    if any(k.startswith(("face_encoder.", "voice_encoder.")) for k in missing):
+    if any(k.startswith("encoders.") for k in missing):
         raise ValueError(f"--init-from {run}: its encoders do not match this run's model options")
 
 
@@ -140,6 +99,36 @@ def _optimizer(cfg: TrainConfig, params):
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adam | adamw)")
+
+
+class _Logs:
+    """Running sums of the method's logged tensors, synced to Python floats only on ``sync``
+    (every ``log_every`` steps), so a CUDA step does not wait on the host."""
+
+    def __init__(self, state: dict):
+        self.state, self.pending = state, {}
+
+    def add(self, logs: dict[str, torch.Tensor]) -> None:
+        for k, v in logs.items():
+            v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
+            self.pending[k] = self.pending[k] + v if k in self.pending else v
+        self.state["epoch_count"] += 1
+
+    def sync(self) -> dict[str, float]:
+        sums = self.state["epoch_sums"]
+        for k, v in self.pending.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        self.pending = {}
+        return {k: v / max(self.state["epoch_count"], 1) for k, v in sums.items()}
+
+
+def _write_new_run(run: Path, cfg: TrainConfig, ds, spec) -> None:
+    (run / "config.json").write_text(json.dumps({
+        **cfg.to_json(), "config_version": 2, "spec": spec.to_json(), "git_commit": git_commit(),
+        "n_train_clips": len(ds), "n_train_identities": spec.n_classes, "torch": torch.__version__,
+        "machine": f"{platform.machine()} {os.cpu_count()} cores"}, indent=1))
+    (run / "train_clips.json").write_text(json.dumps(ds.sample_names()))
+    (run / "metrics.jsonl").write_text("")
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
@@ -157,12 +146,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         raise FileNotFoundError(f"cannot resume: {ckpt} does not exist")
     if resume:  # the run's own config wins, so a resumed run is the same run
         cfg = TrainConfig.from_json(json.loads((run / "config.json").read_text()))
+    cfg = resolve_task(cfg)
+    cfg.method_config(), cfg.task_config()  # refuse unknown options before any work
     run.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
     ds, method = build(cfg, progress)
+    method.to(device)
     opt = _optimizer(cfg, method.parameters())
-    steps_per_epoch = len(ds) // cfg.batch_size
+    loader, sampler = make_loader(ds, cfg.batch_size, cfg.seed, cfg.n_workers, pin_memory=device.type == "cuda")
+    steps_per_epoch = sampler.batches_per_epoch
     if steps_per_epoch == 0:
-        raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(ds)} training clips of {cfg.data}")
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(ds)} training samples of {cfg.data}")
     total = steps_per_epoch * cfg.epochs
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
 
@@ -171,13 +165,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         state, extra = load_checkpoint(ckpt, method, opt)
         method.load_extra_tensors(extra)
     else:
-        (run / "config.json").write_text(json.dumps({
-            **cfg.to_json(), "git_commit": git_commit(), "n_train_clips": len(ds),
-            "n_train_identities": len(ds.identities), "torch": torch.__version__,
-            "machine": f"{platform.machine()} {os.cpu_count()} cores"}, indent=1))
-        (run / "train_clips.json").write_text(json.dumps([c.path for c in ds.clips]))
-        (run / "metrics.jsonl").write_text("")
+        _write_new_run(run, cfg, ds, TASKS.get(cfg.task).data_spec(ds))
     _truncate_metrics(run / "metrics.jsonl", state["step"] // steps_per_epoch)
+    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
+                else nullcontext())
 
     def checkpoint():
         save_checkpoint(ckpt, method, opt, method.extra_tensors(), state)
@@ -187,19 +178,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     steps_this_process = 0
     while state["step"] < total:
         epoch, within = divmod(state["step"], steps_per_epoch)
-        ds.epoch = epoch
         if within == 0:
             state.update(epoch_sums={}, epoch_count=0, epoch_start_time=time.time(),
                          epoch_info=method.on_epoch_start(epoch, run))
-        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        logs = _Logs(state)
+        sampler.set_epoch(epoch, within)
         t_epoch = time.time()
-        for b in range(within, steps_per_epoch):
-            batch = ds.collate([ds[int(i)] for i in order[b * cfg.batch_size:(b + 1) * cfg.batch_size]])
+        for batch in loader:
+            batch = to_device(batch, device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(state["step"], total, warmup, cfg.lr, cfg.min_lr)
-            loss, logs = method.training_step(batch)
-            if not torch.isfinite(loss):
-                checkpoint()
+            with autocast:
+                loss, step_logs = method.training_step(batch)
+            check_now = device.type == "cpu" or (state["step"] + 1) % cfg.log_every == 0
+            if check_now and not torch.isfinite(loss):
+                if device.type == "cpu":
+                    checkpoint()  # the state before this step is still good
                 raise FloatingPointError(f"loss became {loss.item()} at step {state['step']} (epoch {epoch}); "
                                          f"the last good state is in {ckpt}")
             opt.zero_grad(set_to_none=True)
@@ -209,21 +203,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             opt.step()
             state["step"] += 1
             steps_this_process += 1
-            for k, v in logs.items():
-                state["epoch_sums"][k] = state["epoch_sums"].get(k, 0.0) + v
-            state["epoch_count"] += 1
+            logs.add(step_logs)
             bar.update()
-            bar.set_postfix(loss=f"{logs['loss']:.3f}", epoch=epoch)
+            if state["step"] % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{logs.sync()['loss']:.3f}", epoch=epoch)
             if state["step"] % cfg.checkpoint_every == 0:
+                logs.sync()
                 checkpoint()
             if stop_after_steps is not None and steps_this_process >= stop_after_steps:
                 bar.close()
                 return run
-        record = {"epoch": epoch, "step": state["step"], "lr": opt.param_groups[0]["lr"],
-                  **{k: v / state["epoch_count"] for k, v in state["epoch_sums"].items()},
+        means = logs.sync()
+        elapsed = max(time.time() - t_epoch, 1e-9)
+        record = {"epoch": epoch, "step": state["step"], "lr": opt.param_groups[0]["lr"], **means,
                   **{f"cluster_{k}": v for k, v in (state.get("epoch_info") or {}).items()},
-                  "seconds": round(time.time() - t_epoch, 3),
-                  "clips_per_s": round((steps_per_epoch - within) * cfg.batch_size / max(time.time() - t_epoch, 1e-9), 1)}
+                  "seconds": round(elapsed, 3),
+                  "clips_per_s": round((steps_per_epoch - within) * cfg.batch_size / elapsed, 1)}
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         checkpoint()
@@ -243,24 +238,3 @@ def _truncate_metrics(path: Path, epochs_done: int) -> None:
     if len(keep) != len(lines):
         path.write_text("".join(l + "\n" for l in keep))
 
-
-def read_metrics(run: str | os.PathLike) -> list[dict]:
-    path = Path(run) / "metrics.jsonl"
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
-
-
-def load_run(run: str | os.PathLike, progress: bool = False):
-    """(config, method with the run's final weights) of a finished run."""
-    from avlab.checkpoint import load_weights
-
-    run = Path(run)
-    weights = run / "model.safetensors"
-    if not weights.exists():
-        raise FileNotFoundError(f"{run} has no model.safetensors (is the run finished? `avlab train --resume`)")
-    info = json.loads((run / "config.json").read_text())
-    cfg = TrainConfig.from_json(info)
-    method = create_method(cfg.method, cfg.model, cfg.method_config(), n_train=info["n_train_clips"],
-                           n_classes=info["n_train_identities"])
-    load_weights(weights, method)
-    method.eval()
-    return cfg, method

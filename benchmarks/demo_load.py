@@ -36,7 +36,7 @@ def one_request(client, api: str, clip: str, upload: Path | None) -> float:
 def main() -> int:
     from gradio_client import Client
 
-    from avlab.demo.engine import newest_run
+    from avlab.runs import newest_run
     from avlab.demo.process import demo_process
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

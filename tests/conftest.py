@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from avlab.data.synth.talking_faces import TalkingFacesConfig, generate
+from avlab.data.synth.talking_faces import TalkingFacesConfig
+from avlab.tasks.voiceface import generate_talking_faces
 
 TINY = dict(identities=12, videos_per_id=2, utts_per_video=3, size=48, seed=7)
 
@@ -22,7 +23,8 @@ def tiny_cfg():
 
 @pytest.fixture(scope="session")
 def tiny_set(tmp_path_factory, tiny_cfg):
-    return generate(tiny_cfg, tmp_path_factory.mktemp("tiny") / "talking-faces", workers=2, progress=False)
+    return generate_talking_faces(tiny_cfg, tmp_path_factory.mktemp("tiny") / "talking-faces", workers=2,
+                                  progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +34,8 @@ def tiny_cmpc_run(tmp_path_factory, tiny_set):
     from avlab.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("runs") / "cmpc"
-    cfg = TrainConfig(method="cmpc", data=str(tiny_set), out=str(out), epochs=2, batch_size=8, face_size=48,
-                      crop_seconds=1.0, workers=1,
+    cfg = TrainConfig(method="cmpc", data=str(tiny_set), out=str(out), epochs=2, batch_size=8, workers=1,
+                      task_args={"face_size": 48, "crop_seconds": 1.0},
                       method_args={"cluster_warmup_epochs": 1, "num_prototypes": [3, 5]})
     train(cfg, progress=False)
     evaluate_run(out, progress=False)
@@ -46,12 +48,13 @@ def tiny_test_embeddings(tiny_cmpc_run):
     """[(clip, voice, face)] of every unseen-unheard clip, embedded by the evaluation's own code."""
     from avlab.data.features import MelConfig
     from avlab.data.voxceleb import VoiceFaceDataset
-    from avlab.eval.run_eval import embed_dataset
-    from avlab.train import load_run
+    from avlab.runs import load_run
+    from avlab.tasks.voiceface.protocol import embed_dataset
 
     cfg, method = load_run(tiny_cmpc_run)
-    ds = VoiceFaceDataset(cfg.data, ("unseen_unheard",), face_size=cfg.face_size, crop_seconds=cfg.crop_seconds,
-                          train=False, mel=MelConfig(n_mels=cfg.n_mels), progress=False)
+    t = cfg.task_config()
+    ds = VoiceFaceDataset(cfg.data, ("unseen_unheard",), face_size=t.face_size, crop_seconds=t.crop_seconds,
+                          train=False, mel=MelConfig(n_mels=t.n_mels), progress=False)
     voice, face = embed_dataset(method, ds, progress=False)
     return list(zip(ds.clips, voice, face))
 

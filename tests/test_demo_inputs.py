@@ -98,7 +98,7 @@ def test_short_silent_and_oversized_voices_are_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def matcher(tiny_cmpc_run):
-    from avlab.demo.engine import Matcher
+    from avlab.tasks.voiceface.matcher import Matcher
 
     return Matcher(tiny_cmpc_run, gallery_identities=8)
 
@@ -164,7 +164,7 @@ def test_uploaded_galleries_are_ranked_and_capped(matcher, tmp_path, tiny_set):
 def test_newest_run_picks_the_last_written_model(tmp_path):
     import os
 
-    from avlab.demo.engine import newest_run
+    from avlab.runs import newest_run
 
     assert newest_run(tmp_path) is None
     for i, name in enumerate(["a", "b/c", "d"]):

@@ -1,9 +1,14 @@
-"""Every registered method trains a step; CMPC's state and switches behave as documented."""
+"""Every registered method trains a step on every task it fits; CMPC's state and switches behave
+as documented; what a method creates follows its inputs' device."""
 import pytest
 import torch
 
-from avlab.methods import METHODS, create_method
-from avlab.methods.base import ModelConfig
+from avlab.methods import METHODS, DataSpec, ModelConfig, create_method
+from avlab.registry import TASKS
+
+
+def spec_of(task: str, n_train=8, n_classes=4) -> DataSpec:
+    return DataSpec(task, dict(TASKS.get(task).modalities), n_train, n_classes)
 
 
 def batch(n=8, classes=4):
@@ -12,42 +17,52 @@ def batch(n=8, classes=4):
             "label": torch.arange(n) % classes}
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+PAIRS = [(m, t) for t in TASKS.names() for m in TASKS.get(t).methods()]
+
+
+@pytest.mark.parametrize("name,task", PAIRS)
 @pytest.mark.parametrize("proj_dim", [None, 16])
-def test_every_method_takes_a_training_step(name, proj_dim):
-    method = create_method(name, ModelConfig(embed_dim=32, proj_dim=proj_dim), n_train=8, n_classes=4)
+def test_every_method_takes_a_training_step_on_every_task_it_fits(name, task, proj_dim):
+    method = create_method(name, spec_of(task), ModelConfig(embed_dim=32, proj_dim=proj_dim))
     method.on_epoch_start(0)
     loss, logs = method.training_step(batch())
-    assert torch.isfinite(loss) and logs["loss"] == pytest.approx(loss.item())
+    assert torch.isfinite(loss) and float(logs["loss"]) == pytest.approx(loss.item())
+    assert all(torch.is_tensor(v) and v.dim() == 0 and not v.requires_grad for v in logs.values())
     loss.backward()
-    assert all(p.grad is not None for p in method.face_encoder.parameters())
-    emb = method.embed_voice(batch()["voice"][:2])
+    assert all(p.grad is not None for p in method.encoders.parameters())
+    emb = method.embed("voice", batch()["voice"][:2])
     assert emb.shape == (2, 32) and torch.allclose(emb.norm(dim=1), torch.ones(2))
+    assert set(method(batch())) >= {"emb.voice", "emb.face"}
+
+
+def test_a_method_refuses_a_task_it_does_not_fit_naming_both():
+    with pytest.raises(ValueError, match=r"method 'cmpc' does not fit task 'other'.*'voice-face'"):
+        create_method("cmpc", DataSpec("other", dict(TASKS.get("voice-face").modalities), 8))
 
 
 def cmpc(**options):
     cfg = METHODS["cmpc"].Config(cluster_warmup_epochs=1, cluster_every=2, num_prototypes=(2, 3), **options)
-    return create_method("cmpc", ModelConfig(embed_dim=16), cfg, n_train=8)
+    return create_method("cmpc", spec_of("voice-face"), ModelConfig(embed_dim=16), cfg)
 
 
 def test_cmpc_clusters_on_schedule_and_keeps_them_until_the_next():
     m = cmpc()
-    assert m.on_epoch_start(0) == {} and m.face_clusters is None  # warm-up
+    assert m.on_epoch_start(0) == {} and not m.clusters  # warm-up
     assert m.on_epoch_start(1)["num_prototypes"] == [2, 3]
-    first = m.face_clusters
+    first = m.clusters["face"]
     for _ in range(3):
         _, logs = m.training_step(batch())
-        assert "proto_v2f" in logs and m.face_clusters is first  # kept across batches (the paper)
-    assert m.on_epoch_start(2) == {} and m.face_clusters is first
+        assert "proto_v2f" in logs and m.clusters["face"] is first  # kept across batches (the paper)
+    assert m.on_epoch_start(2) == {} and m.clusters["face"] is first
     m.on_epoch_start(3)
-    assert m.face_clusters is not first
+    assert m.clusters["face"] is not first
 
 
 def test_quirk_discard_clusters_uses_them_for_one_batch_only():
     m = cmpc(quirk_discard_clusters=True)
     m.on_epoch_start(1)
     _, logs = m.training_step(batch())
-    assert "proto_v2f" in logs and m.face_clusters is None and m.voice_clusters is None
+    assert "proto_v2f" in logs and not m.clusters
     _, logs = m.training_step(batch())
     assert "proto_v2f" not in logs
 
@@ -56,7 +71,7 @@ def test_memory_bank_update_is_the_momentum_rule():
     m = cmpc()
     before = m.voice_bank.clone()
     v, f = torch.randn(8, 16), torch.randn(8, 16)
-    m.update_banks(torch.arange(8), v, f)
+    m.update_banks(torch.arange(8), {"voice": v, "face": f})
     expected = torch.nn.functional.normalize(0.5 * before + 0.5 * torch.nn.functional.normalize(v, dim=1), dim=1)
     torch.testing.assert_close(m.voice_bank, expected)
 
@@ -77,5 +92,24 @@ def test_cmpc_state_survives_a_checkpoint_round_trip(tmp_path):
     m2.load_extra_tensors(extra)
     assert state == {"step": 1}
     assert torch.equal(m2.face_bank, m.face_bank)
-    assert all(torch.equal(a, b) for a, b in zip(m2.face_clusters.centroids, m.face_clusters.centroids))
+    assert all(torch.equal(a, b) for a, b in zip(m2.clusters["face"].centroids, m.clusters["face"].centroids))
     assert opt2.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
+
+
+@pytest.mark.parametrize("name,task", PAIRS)
+def test_every_tensor_a_method_creates_follows_the_input_device(name, task):
+    """A step on the ``meta`` device: a tensor made on the CPU (``torch.ones(n)``, a clustering
+    left on the host) would meet meta tensors and raise. Clusterings come from the CPU bank and
+    are moved beside it, as on CUDA."""
+    method = create_method(name, spec_of(task), ModelConfig(embed_dim=16))
+    if hasattr(method, "clusters"):  # cluster on the host first (faiss needs real numbers)
+        method.cfg.cluster_warmup_epochs, method.cfg.num_prototypes = 0, (2, 3)
+        method.on_epoch_start(0)
+        clusters = method.clusters
+        method.to("meta")
+        method.load_extra_tensors({k: v for m, c in clusters.items() for k, v in c.tensors(f"{m}_clusters").items()})
+        assert all(x.device.type == "meta" for c in method.clusters.values() for x in c.centroids)
+    else:
+        method.to("meta")
+    loss, logs = method.training_step({k: v.to("meta") for k, v in batch().items()})
+    assert loss.device.type == "meta" and all(v.device.type == "meta" for v in logs.values())

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from avlab.data import media
-from avlab.data.synth.oracle import simulate_matching
+from avlab.tasks.voiceface import generate_talking_faces
+from avlab.tasks.voiceface.oracle import simulate_matching
 from avlab.data.synth.talking_faces import SAMPLES_PER_FRAME, TalkingFacesConfig, generate, viseme_openness
 from avlab.eval.voiceface import read_matching, read_verification
 from avlab.viz.data_tour import lipsync_correlation
@@ -41,7 +42,7 @@ def test_layout_is_voxceleb2(tiny_set):
 
 
 def test_same_seed_gives_identical_meta_and_lists(tiny_set, tiny_cfg, tmp_path):
-    again = generate(tiny_cfg, tmp_path / "again", workers=1, progress=False)
+    again = generate_talking_faces(tiny_cfg, tmp_path / "again", workers=1, progress=False)
     names = ["meta.csv", "vox2_meta.csv", "oracle.json"] + [f"lists/{p.name}" for p in (tiny_set / "lists").iterdir()]
     for name in names:
         assert (tiny_set / name).read_bytes() == (again / name).read_bytes(), name
@@ -137,8 +138,8 @@ def test_oracle_is_at_chance_without_coupling_and_rises_with_it(tmp_path):
     assert acc[0] == pytest.approx(0.5)
     assert all(a < b for a, b in zip(acc, acc[1:])), acc
     # End to end on a rendered set: at coupling 0 every list is at chance.
-    root = generate(TalkingFacesConfig(identities=8, videos_per_id=1, utts_per_video=2, size=32, coupling=0.0),
-                    tmp_path / "c0", workers=1, progress=False)
+    root = generate_talking_faces(TalkingFacesConfig(identities=8, videos_per_id=1, utts_per_video=2, size=32,
+                                                     coupling=0.0), tmp_path / "c0", workers=1, progress=False)
     oracle = json.loads((root / "oracle.json").read_text())
     for split in oracle.values():
         for direction in split["matching_1to2"].values():

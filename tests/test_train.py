@@ -11,20 +11,22 @@ from avlab.eval.run_eval import evaluate_run
 from avlab.eval.voiceface import read_matching
 from avlab.train import TrainConfig, read_metrics, train
 
-TINY_MODEL = dict(face_size=48, crop_seconds=1.0, batch_size=8, workers=1)
+TINY_MODEL = dict(batch_size=8, workers=1)
+TINY_TASK = dict(face_size=48, crop_seconds=1.0)
 
 
-def cfg_for(tiny_set, out, **kw):
-    return TrainConfig(data=str(tiny_set), out=str(out), **{**TINY_MODEL, **kw})
+def cfg_for(tiny_set, out, task_args=None, **kw):
+    return TrainConfig(data=str(tiny_set), out=str(out), task_args={**TINY_TASK, **(task_args or {})},
+                       **{**TINY_MODEL, **kw})
 
 
 def test_cid_overfits_a_tiny_set(tiny_set, tmp_path):
     from avlab.data.voxceleb import VoiceFaceDataset
-    from avlab.eval.run_eval import embed_dataset
-    from avlab.train import load_run
+    from avlab.runs import load_run
+    from avlab.tasks.voiceface.protocol import embed_dataset
 
     run = train(cfg_for(tiny_set, tmp_path / "cid", method="cid", epochs=60, lr=3e-3, warmup_epochs=0.5,
-                        train_fraction=0.5, batch_size=8, augment=False), progress=False)
+                        train_fraction=0.5, batch_size=8, task_args={"augment": False}), progress=False)
     metrics = read_metrics(run)
     assert metrics[-1]["loss"] < 0.3 * metrics[0]["loss"], (metrics[0]["loss"], metrics[-1]["loss"])
     # The training identities are memorised: each voice retrieves a face of its own identity among
@@ -106,6 +108,6 @@ def test_lowshot_from_a_pretrained_run_and_from_scratch(tiny_set, tmp_path):
     pre = train(cfg_for(tiny_set, tmp_path / "pre", method="cid", epochs=1), progress=False)
     summary = run_lowshot({"cid": str(pre)}, str(tiny_set), tmp_path / "ls", fractions=(0.5,), epochs=1,
                           progress=False)
-    assert set(summary["unseen_unheard"]["0.5"]) == {"cid", "scratch"}
+    assert set(summary["headline"]["0.5"]) == {"cid", "scratch"} and summary["split"] == "unseen_unheard"
     cfg = json.loads((tmp_path / "ls" / "cid-0.5" / "config.json").read_text())
     assert cfg["init_from"] == str(pre) and cfg["n_train_clips"] < json.loads((pre / "config.json").read_text())["n_train_clips"]

@@ -113,7 +113,7 @@ temperature = 0.03
 num_prototypes = []                     # CMPC: K per granularity, e.g. [20, 40, 60]; empty: proportional to the data
 cluster_warmup_epochs = 5               # CMPC: epochs before the first clustering
 seed = 0
-face_size = 64
+face_size = 64                          # voice-face task option (pixels)
 """),
     ("code", """
 from pathlib import Path
@@ -134,7 +134,7 @@ if method == "cmpc":
     if num_prototypes:
         method_args["num_prototypes"] = list(num_prototypes)
 cfg = TrainConfig(method=method, data=data_dir, out=out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
-                  seed=seed, face_size=face_size, method_args=method_args)
+                  seed=seed, method_args=method_args, task_args={"face_size": face_size})
 resume = Path(out_dir, "checkpoint.safetensors").exists()
 print(("resuming" if resume else "starting"), method, "in", out_dir)
 """),
@@ -147,7 +147,7 @@ display(pd.DataFrame(read_metrics(run)).tail(3))
     ("md", "## Evaluation: unseen-unheard identities, beside chance and the oracle"),
     ("code", """
 result = evaluate_run(run, progress=False)
-table = report.protocol_table(result, "unseen_unheard")
+table = report.protocol_table(result)  # the task's headline split and key metrics
 table.to_csv(Path(run) / "protocol_unseen_unheard.csv")
 display(table.round(3))
 display(report.protocol_table(result, "seen_heard").round(3))
@@ -158,8 +158,9 @@ REPORT = [
     ("md", """
 # 04 · Report: methods against the oracle
 
-Compares evaluated runs on the voice-face protocol (unseen-unheard and seen-heard identities),
-next to chance (random embeddings through the same lists) and the synthetic set's oracle.
+Compares evaluated runs on their task's protocol (for voice-face: unseen-unheard and seen-heard
+identities), next to chance (an uninformative model's value of each metric) and the synthetic
+set's oracle.
 """),
     ("params", """
 runs = ["runs/main/cid", "runs/main/cmpc"]   # evaluated runs (eval.json present)
@@ -175,22 +176,26 @@ from avlab.viz import report
 
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 """),
-    ("md", "## Unseen-unheard identities"),
+    ("md", "## The task's headline split (for voice-face: unseen-unheard identities)"),
     ("code", """
-unseen = report.comparison_table(runs, "unseen_unheard")
-unseen.to_csv(out / "report_unseen_unheard.csv")
-display(unseen.round(3))
-fig = report.comparison_figure(unseen, "unseen-unheard"); fig.savefig(out / "report_unseen_unheard.png", dpi=120); plt.show()
+task = report.task_of_run(runs[0])
+headline = report.comparison_table(runs)  # the task's headline split and key metrics
+headline.to_csv(out / f"report_{task.headline_split}.csv")
+display(headline.round(3))
+fig = report.comparison_figure(headline, task.headline_split)
+fig.savefig(out / f"report_{task.headline_split}.png", dpi=120); plt.show()
 """),
-    ("md", "## Seen-heard (held-out clips of training identities)"),
+    ("md", "## The other splits (for voice-face: seen-heard, held-out clips of training identities)"),
     ("code", """
-seen = report.comparison_table(runs, "seen_heard")
-seen.to_csv(out / "report_seen_heard.csv")
-display(seen.round(3))
+for split in report.other_splits(runs[0]):
+    table = report.comparison_table(runs, split)
+    table.to_csv(out / f"report_{split}.csv")
+    print(split); display(table.round(3))
 """),
-    ("md", "## 1:N matching and training curves"),
+    ("md", "## Curves: 1:N matching (voice-face) and training"),
     ("code", """
-fig = report.matching_curve_figure(runs); fig.savefig(out / "report_1toN.png", dpi=120); plt.show()
+if task.name == "voice-face":
+    fig = report.matching_curve_figure(runs); fig.savefig(out / "report_1toN.png", dpi=120); plt.show()
 for r in runs:
     report.loss_figure(r); plt.show()
 """),

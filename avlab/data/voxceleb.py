@@ -18,6 +18,7 @@ import csv
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 
 from avlab.data import media
 from avlab.data.features import MelConfig, log_mel
-from avlab.parallel import pool
+from avlab.parallel import imap_watched
 
 INDEX_VERSION = 1
 MIN_SECONDS = 0.5
@@ -91,7 +92,7 @@ def _probe_one(args) -> dict:
         info = _usable(Path(root) / rel)
         return {"path": rel, "n_frames": info.n_frames, "fps": info.fps}
     except media.MediaError as exc:
-        return {"path": rel, "error": type(exc).__name__, "reason": exc.reason}
+        return exc.to_dict(rel)
 
 
 def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 2, progress: bool = True) -> Index:
@@ -122,9 +123,8 @@ def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 
             clips.append(Clip(p, r["identity"], r["video"], r["utt"], r["clip_split"], int(r["n_frames"]), 25.0))
     if todo:
         args = [(str(root), p) for p in todo]
-        with pool(workers) as workers_pool:
-            probed = list(tqdm(workers_pool.imap(_probe_one, args, chunksize=16), total=len(args),
-                               desc=f"indexing {root.name}", disable=not progress))
+        probed = list(tqdm(imap_watched(_probe_one, args, workers, name=lambda a: a[1], chunksize=16),
+                           total=len(args), desc=f"indexing {root.name}", disable=not progress))
         for r in probed:
             if "error" in r:
                 bad.append(r)
@@ -150,47 +150,76 @@ def _check_one(args) -> dict | None:
         media.read_frames(path, [0, info.n_frames - 1])
         return None
     except media.MediaError as exc:
-        return {"path": rel, "error": type(exc).__name__, "reason": exc.reason}
+        return exc.to_dict(rel)
 
 
 def scan(root: str | os.PathLike, workers: int = 2, progress: bool = True) -> dict:
     """Decode-check every clip under ``root``; returns {"n_files", "bad": [...]}, never raises for a file."""
     root = Path(root).resolve()
     files = [str(p.relative_to(root)) for p in _find_clips(root)]
-    with pool(workers) as workers_pool:
-        results = list(tqdm(workers_pool.imap(_check_one, [(str(root), f) for f in files], chunksize=8),
-                            total=len(files), desc=f"scanning {root.name}", disable=not progress))
+    args = [(str(root), f) for f in files]
+    results = list(tqdm(imap_watched(_check_one, args, workers, name=lambda a: a[1], chunksize=8), total=len(args),
+                        desc=f"scanning {root.name}", disable=not progress))
     return {"root": str(root), "n_files": len(files), "bad": [r for r in results if r]}
 
 
 # --- pre-extracted cache -----------------------------------------------------------------------
-def _extract_one(args):
-    root, clip, n_frames_kept, size = args
+def _extract_one(args) -> dict:
+    """{"path", "audio" (int16), "frames"} of one clip; when it cannot be decoded, its
+    {"path", "error", "reason"} if ``skip_bad``, else its MediaError is raised. Runs in a worker."""
+    root, clip, n_frames_kept, size, skip_bad = args
     path = Path(root) / clip.path
-    audio = media.read_audio(path)
-    n = clip.n_frames
-    idx = np.linspace(0, n - 1, n_frames_kept + 2)[1:-1].round().astype(int)
-    frames = media.read_frames(path, idx, size=size)
-    return (np.clip(audio, -1, 1) * 32767).astype(np.int16), frames
+    idx = np.linspace(0, clip.n_frames - 1, n_frames_kept + 2)[1:-1].round().astype(int)
+    try:
+        audio = media.read_audio(path)
+        frames = media.read_frames(path, idx, size=size)
+    except media.MediaError as exc:
+        if not skip_bad:
+            raise
+        return exc.to_dict(clip.path)
+    return {"path": clip.path, "audio": (np.clip(audio, -1, 1) * 32767).astype(np.int16), "frames": frames}
 
 
 def build_cache(index: Index, clips: list[Clip], size: int, frames_per_clip: int = 4, workers: int = 2,
-                progress: bool = True) -> Path:
-    """Decode ``clips`` once into an ``.npz`` (int16 audio + ``frames_per_clip`` frames each)."""
+                progress: bool = True, on_bad: str = "skip", max_bad_share: float = 0.05) -> Path:
+    """Decode ``clips`` once into an ``.npz``; returns its path. It holds int16 ``audio`` (clip ``k``
+    is ``audio[offsets[k]:offsets[k + 1]]``), ``frames`` (K, ``frames_per_clip``, S, S, 3), ``paths``:
+    the clips it holds, in order, and ``bad``: a JSON list of {"path", "error", "reason"}.
+
+    A clip that fails to decode (index_dataset only reads headers, so a partial download can get
+    this far) is left out and listed in ``bad`` with ``on_bad="skip"`` — ``paths`` is then shorter
+    than ``clips``: align by it — and a warning says so when more than ``max_bad_share`` of the clips
+    are bad; ``on_bad="fail"`` raises its MediaError instead. A reused cache applies the same policy.
+    """
+    if on_bad not in ("skip", "fail"):
+        raise ValueError(f"on_bad must be 'skip' or 'fail', got {on_bad!r}")
     key = _key(index.root, size, frames_per_clip, *[c.path for c in clips])
     out = cache_dir() / f"clips-{key}.npz"
-    if out.exists():
-        return out
-    args = [(index.root, c, frames_per_clip, size) for c in clips]
-    with pool(workers) as workers_pool:
-        results = list(tqdm(workers_pool.imap(_extract_one, args, chunksize=8), total=len(args),
-                            desc="decoding clips into the cache", disable=not progress))
-    audio = [r[0] for r in results]
-    offsets = np.concatenate([[0], np.cumsum([len(a) for a in audio])])
-    tmp = out.with_name(out.stem + ".tmp.npz")
-    np.savez(tmp, audio=np.concatenate(audio), offsets=offsets, frames=np.stack([r[1] for r in results]),
-             paths=np.array([c.path for c in clips]))
-    os.replace(tmp, out)
+    if not out.exists():
+        args = [(index.root, c, frames_per_clip, size, on_bad == "skip") for c in clips]
+        decoded = list(tqdm(imap_watched(_extract_one, args, workers, name=lambda a: a[1].path, chunksize=8),
+                            total=len(args), desc="decoding clips into the cache", disable=not progress))
+        kept = [r for r in decoded if "error" not in r]
+        bad = [r for r in decoded if "error" in r]
+        if not kept:
+            raise ValueError(f"none of the {len(clips)} clips could be decoded"
+                             + (f", e.g. {bad[0]['path']}: {bad[0]['reason']}" if bad else ""))
+        tmp = out.with_name(out.stem + ".tmp.npz")
+        np.savez(tmp, audio=np.concatenate([r["audio"] for r in kept]),
+                 offsets=np.concatenate([[0], np.cumsum([len(r["audio"]) for r in kept])]),
+                 frames=np.stack([r["frames"] for r in kept]), paths=np.array([r["path"] for r in kept]),
+                 bad=np.array(json.dumps(bad)))
+        os.replace(tmp, out)
+    with np.load(out) as data:
+        bad = json.loads(str(data["bad"])) if "bad" in data else []  # caches from before "bad" lost no clip
+    if bad and on_bad == "fail":
+        raise media.MediaError.from_dict(bad[0], index.root)
+    if len(bad) > max_bad_share * len(clips):
+        examples = "; ".join(f"{b['path']}: {b['reason']}" for b in bad[:3])
+        warnings.warn(f"{len(bad)} of {len(clips)} clips ({len(bad) / len(clips):.0%}) could not be decoded and "
+                      f"are left out of the cache ({examples}{'; …' if len(bad) > 3 else ''}); "
+                      f"once they are fixed, delete {out} to rebuild it",
+                      RuntimeWarning, stacklevel=2)
     return out
 
 
@@ -259,12 +288,15 @@ class VoiceFaceDataset:
             self.clips = [c for c in self.clips if c.path in keep]
         if not self.clips:
             raise ValueError(f"no clips of split(s) {splits} in {root}")
-        self.identities = sorted({c.identity for c in self.clips})
-        self.label_of = {name: i for i, name in enumerate(self.identities)}
         self.train, self.face_size, self.mel = train, face_size, mel
         self.seed, self.epoch, self.augment = 0, 0, augment
         self.crop = int(crop_seconds * mel.sample_rate)
         data = np.load(build_cache(self.index, self.clips, face_size, frames_per_clip, workers, progress))
+        kept = set(data["paths"].tolist())  # clips that failed to decode are left out of the cache
+        self.clips = [c for c in self.clips if c.path in kept]
+        self.bad = json.loads(str(data["bad"])) if "bad" in data else []
+        self.identities = sorted({c.identity for c in self.clips})
+        self.label_of = {name: i for i, name in enumerate(self.identities)}
         self._audio, self._offsets, self._frames = data["audio"], data["offsets"], data["frames"]
         self._audio_parts = list(zip(self._offsets[:-1], self._offsets[1:]))
 
@@ -315,11 +347,20 @@ class VoiceFaceDataset:
 
         return log_mel(torch.from_numpy(self.wave_crops(i, n_crops, rng)), self.mel)
 
-    def __getitem__(self, i: int) -> dict:
-        """One sample: ``face`` (3, S, S) in [-1, 1] and ``wave`` (samples,); :meth:`collate` batches them."""
+    @property
+    def n_classes(self) -> int:
+        return len(self.identities)
+
+    def sample_names(self) -> list[str]:
+        return [c.path for c in self.clips]
+
+    def __getitem__(self, key) -> dict:
+        """Sample ``key`` = ``(epoch, i)`` (or ``i``, in the current ``epoch``): ``face`` (3, S, S) in
+        [-1, 1] and ``wave`` (samples,); :meth:`collate` batches them."""
         import torch
 
-        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
+        rng = np.random.default_rng([self.seed, epoch, i]) if self.train else None
         return {"face": self.face(i, rng=rng), "wave": torch.from_numpy(self.wave_crops(i, rng=rng)[0]), "index": i,
                 "label": self.label_of[self.clips[i].identity]}
 

@@ -1,2 +1,2 @@
-"""The Gradio demo (``avlab demo``): inputs (uploads → encoder inputs), engine (run, test gallery,
-ranking), card (the run card) and app (the Gradio page and its safe launch)."""
+"""The Gradio demo (``avlab demo``): the page and its safe launch (app), the run card (card),
+upload readers (inputs) and building blocks for the tabs each task contributes (widgets)."""

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from avlab.runs import load_config, task_of
 from avlab.viz.report import protocol_table
-
-SPLITS = {"unseen_unheard": "unseen-unheard", "seen_heard": "seen-heard"}
 
 
 def card_markdown(run: str | Path) -> str:
@@ -17,17 +16,20 @@ def card_markdown(run: str | Path) -> str:
     Paths are reduced to folder names: a shared demo should not publish the host's file layout.
     """
     run = Path(run)
-    info = json.loads((run / "config.json").read_text())
-    model = info.get("model", {})
-    options = ", ".join(f"`{k}={v}`" for k, v in sorted(info.get("method_args", {}).items())) or "defaults"
+    cfg, info = load_config(run)
+    spec = info.get("spec", {})
+
+    def listing(options: dict) -> str:
+        return ", ".join(f"`{k}={v}`" for k, v in sorted(options.items())) or "defaults"
+
+    encoders = ", ".join(f"{m} `{cfg.model.encoder_for(m)}`" for m in spec.get("modalities", {}))
     lines = [
-        f"### Run `{run.name}` — method **{info['method']}**",
-        f"- **Method options**: {options}",
-        f"- **Encoders**: face `{model.get('face_model')}`, voice `{model.get('voice_model')}`, "
-        f"embedding {model.get('embed_dim')}, projection head {model.get('proj_dim') or 'none'}",
-        f"- **Data**: `{Path(info['data']).name}` — {info.get('n_train_clips', '?')} training clips of "
-        f"{info.get('n_train_identities', '?')} identities; faces {info['face_size']} px, "
-        f"voice windows {info['crop_seconds']} s, {info['n_mels']} mels",
+        f"### Run `{run.name}` — method **{cfg.method}**, task **{cfg.task}**",
+        f"- **Method options**: {listing(cfg.method_args)}",
+        f"- **Encoders**: {encoders}, embedding {cfg.model.embed_dim}, "
+        f"projection head {cfg.model.proj_dim or 'none'}",
+        f"- **Data**: `{Path(cfg.data).name}` — {spec.get('n_train', '?')} training samples of "
+        f"{spec.get('n_classes', '?')} classes; task options {listing(cfg.task_config().__dict__)}",
         f"- **Budget**: {info['epochs']} epochs, batch {info['batch_size']}, {info['optimizer']} lr {info['lr']}, "
         f"seed {info['seed']}",
         f"- **Code**: git `{str(info.get('git_commit', '?'))[:12]}`, torch {info.get('torch', '?')}",
@@ -41,9 +43,11 @@ def card_metrics(run: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=["metric"])
     result = json.loads(path.read_text())
+    headline = task_of(result).headline_split
     cols = {}
-    for split, label in SPLITS.items():
-        if split in result["metrics"]:
+    for split in sorted(result["metrics"], key=lambda s: s != headline):  # the headline split first
+        label = split.replace("_", "-")
+        if isinstance(result["metrics"][split], dict):
             table = protocol_table(result, split)
             cols[label] = table["model"]
             cols[f"chance ({label})"] = table["chance"]
@@ -55,6 +59,7 @@ def card_metrics(run: str | Path) -> pd.DataFrame:
 
 def card_status(run: str | Path) -> str:
     if (Path(run) / "eval.json").exists():
-        return ("Metrics from `eval.json` (the voice-face protocol; chance = random embeddings through the same "
-                "lists; oracle = the Bayes-optimal matcher on a synthetic set's true latents).")
+        result = json.loads((Path(run) / "eval.json").read_text())
+        return (f"Metrics from `eval.json` (the {task_of(result).name} protocol; chance = each metric's value "
+                "for an uninformative model; oracle = the Bayes-optimal decision on a synthetic set's true latents).")
     return f"This run has not been evaluated: run `avlab eval --run {Path(run).name}` to fill this table."

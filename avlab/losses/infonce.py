@@ -16,6 +16,7 @@ def info_nce(anchor: torch.Tensor, positive: torch.Tensor, temperature: float) -
     return F.cross_entropy(logits, torch.arange(len(anchor), device=anchor.device), reduction="none")
 
 
-def cross_modal_info_nce(voice: torch.Tensor, face: torch.Tensor, temperature: float = 0.03):
-    """(voice→face, face→voice) per-sample losses; CID's loss is their sum, averaged over the batch."""
-    return info_nce(voice, face, temperature), info_nce(face, voice, temperature)
+def cross_modal_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.03):
+    """(a→b, b→a) per-sample losses of two modalities' paired embeddings (e.g. voice→face and
+    face→voice); CID's loss is their sum, averaged over the batch."""
+    return info_nce(a, b, temperature), info_nce(b, a, temperature)

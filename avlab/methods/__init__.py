@@ -1,5 +1,8 @@
 """Methods, registered by name (solo-learn style): one small file each, sharing encoders and losses."""
-from avlab.methods.base import METHODS, CrossModalMethod, create_method, register_method
+from avlab.methods.base import (DataSpec, Method, ModalitySpec, ModelConfig, TwoStreamMethod, create_method,
+                                register_method)
+from avlab.registry import METHODS
 from avlab.methods import cid, cmpc, supervised  # noqa: F401,E402  (register)
 
-__all__ = ["METHODS", "CrossModalMethod", "create_method", "register_method"]
+__all__ = ["METHODS", "DataSpec", "Method", "ModalitySpec", "ModelConfig", "TwoStreamMethod", "create_method",
+           "register_method"]

@@ -1,94 +1,170 @@
-"""What every voice-face method shares: two encoders, embedding, the method registry."""
+"""The Method API every method implements, whatever its task and modalities.
+
+A method is an ``nn.Module`` built from three things: a :class:`DataSpec` (the task, its
+modalities and their inputs, the number of training samples and classes — what the data says),
+a :class:`ModelConfig` (encoder choices) and its own ``Config`` (a dataclass of options, which
+become command-line flags). The training loop, checkpointing, evaluation, notebooks and the demo
+talk to this API only:
+
+* ``training_step(batch) -> (loss, logs)``: ``logs`` maps names to detached scalar tensors (the
+  loop syncs them to Python every few steps, not every step);
+* ``forward(batch) -> dict``: named outputs (``emb.<modality>``, logits, attention maps …);
+* ``embed(modality, x)``: L2-normalised evaluation features of one modality's inputs;
+* ``on_epoch_start`` / ``extra_tensors`` / ``load_extra_tensors``: per-epoch work (clustering)
+  and state that is not a parameter or buffer, carried through checkpoints.
+
+Every tensor a method creates follows its inputs' device (tested on the ``meta`` device).
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from avlab.models import create_model
-
-METHODS: dict[str, type["CrossModalMethod"]] = {}
+from avlab.registry import METHODS
 
 
 def register_method(name: str):
-    def wrap(cls):
-        if name in METHODS:
-            raise ValueError(f"method {name!r} is registered twice")
-        cls.name = name
-        METHODS[name] = cls
-        return cls
-    return wrap
+    """``@register_method("cid")``: the class becomes available to the loop, CLI and tests."""
+    return METHODS.register(name)
 
 
-def create_method(name: str, model_cfg, method_cfg=None, n_train: int = 0, n_classes: int = 0) -> "CrossModalMethod":
-    """``n_train``: training clips (memory banks); ``n_classes``: identities (supervised heads)."""
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; registered: {sorted(METHODS)}")
-    cls = METHODS[name]
-    return cls(model_cfg, method_cfg or cls.Config(), n_train, n_classes)
+@dataclass
+class ModalitySpec:
+    """One input stream: ``kind`` (image | spectrogram | video | sequence) and its channels."""
+
+    kind: str
+    channels: int
+
+
+@dataclass
+class DataSpec:
+    """What a method needs to know of its data; saved in ``config.json`` so a run can be rebuilt
+    without its dataset."""
+
+    task: str
+    modalities: dict[str, ModalitySpec]
+    n_train: int = 0  # training samples (memory banks)
+    n_classes: int = 0  # label classes of the training split (supervised heads)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: dict) -> "DataSpec":
+        return DataSpec(d["task"], {k: ModalitySpec(**v) for k, v in d["modalities"].items()},
+                        d.get("n_train", 0), d.get("n_classes", 0))
 
 
 @dataclass
 class ModelConfig:
-    """Encoder choices shared by all voice-face methods (CMPC's official: resnet34, 224², 512-d)."""
+    """Encoder choices: ``encoders`` maps a modality to a registered model (the others get
+    ``default_encoder``). CMPC's official encoders: resnet34, 512-d."""
 
-    face_model: str = "resnet_tiny"
-    voice_model: str = "resnet_tiny"
+    encoders: dict = field(default_factory=dict)
+    default_encoder: str = "resnet_tiny"
     embed_dim: int = 128
     # A projection head shared by both modalities (None: none, as in CMPC's released model). It
     # must be shared: evaluation uses the features before it, which are comparable across
     # modalities only if one head maps both into the loss space.
     proj_dim: int | None = None
 
+    def encoder_for(self, modality: str) -> str:
+        return self.encoders.get(modality, self.default_encoder)
 
-class CrossModalMethod(nn.Module, ABC):
-    """A face encoder and a voice encoder; subclasses define ``loss``.
 
-    ``Config`` is the method's own options (a dataclass); the training loop calls ``on_epoch_start``
-    and ``training_step``; ``extra_tensors`` / ``load_extra_tensors`` carry state that is not a
-    parameter or buffer (e.g. clusterings) through checkpoints.
-    """
+def create_method(name: str, spec: DataSpec, model_cfg: ModelConfig | None = None, method_cfg=None) -> "Method":
+    cls = METHODS.get(name)
+    cls.check_fits(spec)
+    return cls(spec, model_cfg or ModelConfig(), method_cfg or cls.Config())
 
+
+class Method(nn.Module, ABC):
     name = "base"
+    tasks: tuple[str, ...] = ()  # the tasks this method fits; empty = any task it can read
 
     @dataclass
     class Config:
         pass
 
-    def __init__(self, model_cfg: ModelConfig, cfg, n_train: int, n_classes: int = 0):
+    def __init__(self, spec: DataSpec, model_cfg: ModelConfig, cfg):
         super().__init__()
-        self.cfg, self.n_train, self.n_classes = cfg, n_train, n_classes
-        self.face_encoder = create_model(model_cfg.face_model, in_channels=3, embed_dim=model_cfg.embed_dim, proj_dim=None)
-        self.voice_encoder = create_model(model_cfg.voice_model, in_channels=1, embed_dim=model_cfg.embed_dim, proj_dim=None)
-        self.projection = (nn.Sequential(nn.ReLU(), nn.Linear(model_cfg.embed_dim, model_cfg.proj_dim))
-                           if model_cfg.proj_dim else nn.Identity())
+        self.spec, self.model_cfg, self.cfg = spec, model_cfg, cfg
 
-    def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """(voice, face) embeddings in the loss space (after the shared projection, if any)."""
-        return (self.projection(self.voice_encoder(batch["voice"].unsqueeze(1))),
-                self.projection(self.face_encoder(batch["face"])))
+    @classmethod
+    def check_fits(cls, spec: DataSpec) -> None:
+        """Refuse data of another task, naming both (``ValueError``)."""
+        if cls.tasks and spec.task not in cls.tasks:
+            raise ValueError(f"method {cls.name!r} does not fit task {spec.task!r}: it is for "
+                             f"{', '.join(repr(t) for t in cls.tasks)}")
 
-    @torch.no_grad()
-    def embed_voice(self, mel: torch.Tensor) -> torch.Tensor:
-        """L2-normalised trunk features (before the projection head, as CMPC evaluates)."""
-        return F.normalize(self.voice_encoder.features(mel.unsqueeze(1)), dim=1)
-
-    @torch.no_grad()
-    def embed_face(self, face: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.face_encoder.features(face), dim=1)
-
-    def on_epoch_start(self, epoch: int, run_dir=None) -> dict:
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Named outputs of a batch (subclasses add theirs)."""
         return {}
 
     @abstractmethod
-    def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        """(loss, logs for metrics.jsonl) of one batch; ``logs["loss"]`` is the loss value."""
+    def training_step(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, logs): ``logs["loss"]`` is the detached loss; every value a scalar tensor."""
+
+    def embed(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"method {self.name!r} has no embedding of {modality!r}")
+
+    def on_epoch_start(self, epoch: int, run_dir=None) -> dict:
+        return {}
 
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         return {}
 
     def load_extra_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         pass
+
+
+class TwoStreamMethod(Method):
+    """An encoder per modality of a two-modality task, embedding both into one space.
+
+    ``self.modalities`` is the task's pair in order (e.g. ``("voice", "face")``); log names
+    abbreviate it by initials (``inst_v2f``). A spectrogram arrives as (B, mels, frames) and gets
+    its channel axis here.
+    """
+
+    def __init__(self, spec: DataSpec, model_cfg: ModelConfig, cfg):
+        super().__init__(spec, model_cfg, cfg)
+        self.modalities = tuple(spec.modalities)
+        self.encoders = nn.ModuleDict({
+            m: create_model(model_cfg.encoder_for(m), in_channels=s.channels, embed_dim=model_cfg.embed_dim,
+                            proj_dim=None)
+            for m, s in spec.modalities.items()})
+        self.projection = (nn.Sequential(nn.ReLU(), nn.Linear(model_cfg.embed_dim, model_cfg.proj_dim))
+                           if model_cfg.proj_dim else nn.Identity())
+        a, b = self.modalities
+        self.a2b, self.b2a = f"{a[0]}2{b[0]}", f"{b[0]}2{a[0]}"
+
+    @classmethod
+    def check_fits(cls, spec: DataSpec) -> None:
+        super().check_fits(spec)
+        if len(spec.modalities) != 2:
+            raise ValueError(f"method {cls.name!r} pairs two modalities; task {spec.task!r} has "
+                             f"{sorted(spec.modalities)}")
+
+    @property
+    def out_dim(self) -> int:
+        return self.model_cfg.proj_dim or self.model_cfg.embed_dim
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1) if x.dim() == 3 else x  # (B, mels, frames) → (B, 1, mels, frames)
+
+    def encode(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Each modality's embedding in the loss space (after the shared projection, if any)."""
+        return {m: self.projection(self.encoders[m](self._input(batch[m]))) for m in self.modalities}
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {f"emb.{m}": z for m, z in self.encode(batch).items()}
+
+    @torch.no_grad()
+    def embed(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        """L2-normalised trunk features (before the projection head, as CMPC evaluates)."""
+        return F.normalize(self.encoders[modality].features(self._input(x)), dim=1)

@@ -1,14 +1,20 @@
 """CMPC: cross-modal prototype contrast (Zhu et al., IJCAI-22), on top of CID.
 
-Per step: CID's instance losses; the memory banks (one entry per training clip and modality,
+Per step: CID's instance losses; the memory banks (one entry per training sample and modality,
 m ← normalize(0.5·m + 0.5·z)); once clusterings exist, the prototype loss of each modality against
 the other's prototypes (averaged over granularities) and recalibration weights on both. The banks
 are re-clustered by k-means at several granularities every ``cluster_every`` epochs after
 ``cluster_warmup_epochs``; a clustering is kept until the next one.
 
-The released code differs from the paper in three ways; each is a switch, default = the paper:
-``quirk_discard_clusters`` (it drops the clustering after one batch), ``granularity_weighting =
-"official"`` (1/27, 1/9, 1/3), ``prototype_agreement = "official"`` (raw centroids, summed).
+The released code differs from the paper in several ways; each is a switch, default = the paper
+(README, "CMPC: paper vs released code"): ``quirk_discard_clusters`` (it drops the clustering
+after one batch), ``granularity_weighting = "official"`` (1/64, 1/16, 1/4),
+``prototype_agreement = "official"`` (raw centroids, summed), ``phi_placement = "official"`` (the
+concentrations misaligned by column), ``kmeans_init = "first_k"`` (Lloyd from the first K bank
+rows, no empty-cluster repair).
+
+Written for any pair of modalities (the task's order: anchor modality first); registered for the
+voice-face task, where the paper evaluates it.
 """
 from __future__ import annotations
 
@@ -20,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from avlab.checkpoint import atomic_save
-from avlab.cluster import Clustering, cluster_bank
-from avlab.losses.prototype import multi_granularity_loss, prototype_loss
+from avlab.cluster import KMEANS_INITS, Clustering, cluster_bank
+from avlab.losses.prototype import GRANULARITY_WEIGHTINGS, PHI_PLACEMENTS, multi_granularity_loss, prototype_loss
 from avlab.losses.recalibration import prototype_agreement, recalibration_weights, weighted_mean
 from avlab.methods.base import register_method
 from avlab.methods.cid import CID
@@ -29,6 +35,8 @@ from avlab.methods.cid import CID
 
 @register_method("cmpc")
 class CMPC(CID):
+    tasks = ("voice-face",)
+
     @dataclass
     class Config:
         temperature: float = 0.03
@@ -43,83 +51,99 @@ class CMPC(CID):
         delta: float = -1.0
         kappa: float = 0.1
         quirk_discard_clusters: bool = False
-        granularity_weighting: str = "mean"
-        prototype_agreement: str = "mean"
+        granularity_weighting: str = "mean"  # mean | official
+        prototype_agreement: str = "mean"  # mean | official
+        phi_placement: str = "prototype"  # prototype (PCL) | anchor | official
+        kmeans_init: str = "faiss"  # faiss | first_k (the released KeOps k-means)
 
-    def __init__(self, model_cfg, cfg, n_train: int, n_classes: int = 0):
-        super().__init__(model_cfg, cfg, n_train, n_classes)
-        dim = model_cfg.proj_dim or model_cfg.embed_dim
+    def __init__(self, spec, model_cfg, cfg):
+        super().__init__(spec, model_cfg, cfg)
+        for option, allowed in (("granularity_weighting", GRANULARITY_WEIGHTINGS), ("phi_placement", PHI_PLACEMENTS),
+                                ("kmeans_init", KMEANS_INITS), ("prototype_agreement", ("mean", "official"))):
+            if getattr(cfg, option) not in allowed:
+                raise ValueError(f"cmpc: {option} must be one of {list(allowed)}, got {getattr(cfg, option)!r}")
         g = torch.Generator().manual_seed(0)
-        self.register_buffer("voice_bank", F.normalize(torch.randn(n_train, dim, generator=g), dim=1))
-        self.register_buffer("face_bank", F.normalize(torch.randn(n_train, dim, generator=g), dim=1))
-        self.voice_clusters: Clustering | None = None
-        self.face_clusters: Clustering | None = None
+        for m in self.modalities:
+            self.register_buffer(f"{m}_bank", F.normalize(torch.randn(spec.n_train, self.out_dim, generator=g), dim=1))
+        self.clusters: dict[str, Clustering] = {}
+
+    def bank(self, modality: str) -> torch.Tensor:
+        return getattr(self, f"{modality}_bank")
 
     def prototype_counts(self) -> list[int]:
-        ks = self.cfg.num_prototypes or [round(f * self.n_train) for f in self.cfg.prototype_fractions]
-        return [int(min(max(2, k), self.n_train)) for k in ks]
+        n = self.spec.n_train
+        ks = self.cfg.num_prototypes or [round(f * n) for f in self.cfg.prototype_fractions]
+        return [int(min(max(2, k), n)) for k in ks]
 
     @torch.no_grad()
-    def update_banks(self, index: torch.Tensor, voice: torch.Tensor, face: torch.Tensor) -> None:
+    def update_banks(self, index: torch.Tensor, z: dict[str, torch.Tensor]) -> None:
         m = self.cfg.memory_momentum
-        self.voice_bank[index] = F.normalize(m * self.voice_bank[index] + (1 - m) * F.normalize(voice, dim=1), dim=1)
-        self.face_bank[index] = F.normalize(m * self.face_bank[index] + (1 - m) * F.normalize(face, dim=1), dim=1)
+        for mod in self.modalities:
+            bank = self.bank(mod)
+            bank[index] = F.normalize(m * bank[index] + (1 - m) * F.normalize(z[mod], dim=1), dim=1)
 
     def on_epoch_start(self, epoch: int, run_dir=None) -> dict:
         c = self.cfg
         if epoch < c.cluster_warmup_epochs or (epoch - c.cluster_warmup_epochs) % c.cluster_every:
             return {}
         ks = self.prototype_counts()
-        self.voice_clusters = cluster_bank(self.voice_bank, ks, c.kmeans_iters, seed=epoch,
-                                           temperature=c.concentration_temperature)
-        self.face_clusters = cluster_bank(self.face_bank, ks, c.kmeans_iters, seed=10_000 + epoch,
-                                          temperature=c.concentration_temperature)
+        self.clusters = {
+            m: _on(cluster_bank(self.bank(m), ks, c.kmeans_iters, seed=10_000 * i + epoch,
+                            temperature=c.concentration_temperature, init=c.kmeans_init), self.bank(m).device)
+            for i, m in enumerate(self.modalities)}
         if run_dir is not None:  # the latest clustering, for the cluster-inspection notebook
-            atomic_save({**self.voice_clusters.tensors("voice"), **self.face_clusters.tensors("face")},
+            atomic_save({k: v.cpu() for m in self.modalities for k, v in self.clusters[m].tensors(m).items()},
                         Path(run_dir) / "clusters.safetensors",
                         {"epoch": str(epoch), "num_prototypes": json.dumps(ks)})
         return {"clustered": 1, "num_prototypes": ks}
 
-    def _prototype_terms(self, voice, face, index):
-        vc, fc = self.voice_clusters, self.face_clusters
+    def _prototype_terms(self, z: dict[str, torch.Tensor], index: torch.Tensor):
+        a, b = self.modalities
+        ca, cb = self.clusters[a], self.clusters[b]
         weighting = self.cfg.granularity_weighting
-        # Voice anchors against face prototypes, face anchors against voice prototypes.
-        v2f = multi_granularity_loss([prototype_loss(voice, fc.centroids[g], fc.assign[g][index], fc.phi[g])
-                                      for g in range(len(fc.centroids))], weighting)
-        f2v = multi_granularity_loss([prototype_loss(face, vc.centroids[g], vc.assign[g][index], vc.phi[g])
-                                      for g in range(len(vc.centroids))], weighting)
+
+        def against(anchor, other: Clustering):  # anchors against the other modality's prototypes
+            return multi_granularity_loss([prototype_loss(anchor, other.centroids[g], other.assign[g][index],
+                                                          other.phi[g], self.cfg.phi_placement)
+                                           for g in range(len(other.centroids))],
+                                          weighting)
+
+        p_ab, p_ba = against(z[a], cb), against(z[b], ca)
         if self.cfg.recalibration:
-            agreement = prototype_agreement([vc.centroids[g][vc.assign[g][index]] for g in range(len(vc.centroids))],
-                                            [fc.centroids[g][fc.assign[g][index]] for g in range(len(fc.centroids))],
+            agreement = prototype_agreement([ca.centroids[g][ca.assign[g][index]] for g in range(len(ca.centroids))],
+                                            [cb.centroids[g][cb.assign[g][index]] for g in range(len(cb.centroids))],
                                             self.cfg.prototype_agreement)
-            w = recalibration_weights(voice, face, agreement, self.cfg.delta, self.cfg.kappa)
+            w = recalibration_weights(z[a], z[b], agreement, self.cfg.delta, self.cfg.kappa)
         else:
-            w = torch.ones(len(voice))
-        return v2f, f2v, w
+            w = torch.ones_like(p_ab)
+        return p_ab, p_ba, w
 
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        voice, face, l_v2f, l_f2v = self.instance_losses(batch)
+        z, l_ab, l_ba = self.instance_losses(batch)
         index = batch["index"]
-        logs = {"inst_v2f": l_v2f.mean().item(), "inst_f2v": l_f2v.mean().item()}
-        if self.face_clusters is not None:
-            p_v2f, p_f2v, w = self._prototype_terms(voice, face, index)
-            loss = weighted_mean(l_v2f + p_v2f, w) + weighted_mean(l_f2v + p_f2v, w)
-            logs.update(proto_v2f=p_v2f.mean().item(), proto_f2v=p_f2v.mean().item(), weight_mean=w.mean().item())
+        logs = self.instance_logs(l_ab, l_ba)
+        if self.clusters:
+            p_ab, p_ba, w = self._prototype_terms(z, index)
+            loss = weighted_mean(l_ab + p_ab, w) + weighted_mean(l_ba + p_ba, w)
+            logs.update({f"proto_{self.a2b}": p_ab.detach().mean(), f"proto_{self.b2a}": p_ba.detach().mean(),
+                         "weight_mean": w.mean()})
             if self.cfg.quirk_discard_clusters:
-                self.voice_clusters = self.face_clusters = None
+                self.clusters = {}
         else:
-            loss = l_v2f.mean() + l_f2v.mean()
-        self.update_banks(index, voice.detach(), face.detach())
-        logs["loss"] = loss.item()
+            loss = l_ab.mean() + l_ba.mean()
+        self.update_banks(index, {m: v.detach() for m, v in z.items()})
+        logs["loss"] = loss.detach()
         return loss, logs
 
     def extra_tensors(self) -> dict[str, torch.Tensor]:
-        out = {}
-        if self.voice_clusters is not None:
-            out.update(self.voice_clusters.tensors("voice_clusters"))
-            out.update(self.face_clusters.tensors("face_clusters"))
-        return out
+        return {k: v for m, c in self.clusters.items() for k, v in c.tensors(f"{m}_clusters").items()}
 
     def load_extra_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.voice_clusters = Clustering.from_tensors(tensors, "voice_clusters")
-        self.face_clusters = Clustering.from_tensors(tensors, "face_clusters")
+        loaded = {m: Clustering.from_tensors(tensors, f"{m}_clusters") for m in self.modalities}
+        self.clusters = {m: _on(c, self.bank(m).device) for m, c in loaded.items() if c is not None}
+
+
+def _on(c: Clustering, device: torch.device) -> Clustering:
+    """The clustering's tensors on ``device`` (k-means runs on CPU; the loss runs beside the bank)."""
+    return Clustering([x.to(device) for x in c.centroids], [x.to(device) for x in c.assign],
+                      [x.to(device) for x in c.phi])

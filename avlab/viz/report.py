@@ -6,12 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from avlab.eval.run_eval import flatten
-from avlab.train import read_metrics
-
-KEY_METRICS = ["verification/U/auc", "verification/G/auc", "verification/U/eer", "matching_1to2/v2f/U",
-               "matching_1to2/v2f/G", "matching_1to2/f2v/U", "matching_1to2/f2v/G", "retrieval_map/v2f",
-               "retrieval_map/f2v"]
+from avlab.eval.tree import flatten
+from avlab.runs import read_metrics, task_of
 
 
 class LiveLossPlot:
@@ -60,26 +56,61 @@ def load_eval(run: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def protocol_table(result: dict, split: str = "unseen_unheard", metrics=KEY_METRICS) -> pd.DataFrame:
-    """One run's metrics beside chance and the oracle (and the share of the gap closed)."""
-    cols = {"model": flatten(result["metrics"].get(split, {})), "chance": flatten(result["chance"].get(split, {}))}
+def task_of_run(run: str | Path):
+    """The registered task of an evaluated run."""
+    return task_of(load_eval(run))
+
+
+def other_splits(run: str | Path) -> list[str]:
+    """The evaluated splits of a run besides its task's headline split."""
+    result = load_eval(run)
+    return [s for s in result["metrics"] if s != task_of(result).headline_split]
+
+
+def protocol_table(result: dict, split: str | None = None, metrics=None) -> pd.DataFrame:
+    """One run's metrics beside chance and the oracle (and the share of the gap closed); the split
+    and the metrics default to the run's task's headline split and key metrics."""
+    task = task_of(result)
+    split, metrics = split or task.headline_split, metrics or task.key_metrics
+    cols = {"model": flatten(result["metrics"].get(split, {}))}
+    ci = flatten(result.get("ci", {}).get(split, {}))
+    if ci:  # the 95 % bootstrap interval over test identities
+        cols["ci_low"] = {k: v[0] for k, v in ci.items()}
+        cols["ci_high"] = {k: v[1] for k, v in ci.items()}
+    cols["chance"] = flatten(result["chance"].get(split, {}))
     if "oracle" in result:
         cols["oracle"] = flatten(result["oracle"].get(split, {}))
     df = pd.DataFrame(cols).loc[[m for m in metrics if m in cols["model"]]]
-    if "oracle" in df:
+    if "oracle" in df and split in result.get("gap_closed", {}):  # only where the oracle is a ceiling
         df["gap_closed"] = (df.model - df.chance) / (df.oracle - df.chance)
     return df
 
 
-def comparison_table(runs: list[str | Path], split: str = "unseen_unheard", metrics=KEY_METRICS) -> pd.DataFrame:
-    """Metrics (rows) × runs (columns), with chance and oracle columns from the first run."""
+def comparison_table(runs: list[str | Path], split: str | None = None, metrics=None) -> pd.DataFrame:
+    """Metrics (rows) × runs (columns), with chance and oracle columns from the first run; the split
+    and the metrics default to the first run's task's headline split and key metrics."""
     results = {Path(r).name: load_eval(r) for r in runs}
     first = next(iter(results.values()))
+    task = task_of(first)
+    split, metrics = split or task.headline_split, metrics or task.key_metrics
     df = pd.DataFrame({name: flatten(r["metrics"].get(split, {})) for name, r in results.items()})
     df["chance"] = pd.Series(flatten(first["chance"].get(split, {})))
     if "oracle" in first:
         df["oracle"] = pd.Series(flatten(first["oracle"].get(split, {})))
     return df.loc[[m for m in metrics if m in df.index]]
+
+
+def comparison_text(runs: list[str | Path], split: str | None = None, metrics=None) -> pd.DataFrame:
+    """:func:`comparison_table` for printing: each run's value with its 95 % interval ("0.71 [0.65, 0.77]")."""
+    table = comparison_table(runs, split, metrics)
+    out = table.map(lambda v: f"{v:.3f}")
+    for r in runs:
+        result = load_eval(r)
+        ci = flatten(result.get("ci", {}).get(split or task_of(result).headline_split, {}))
+        name = Path(r).name
+        out[name] = [f"{table.at[m, name]:.3f} [{ci[m][0]:.3f}, {ci[m][1]:.3f}]" if m in ci else out.at[m, name]
+                     for m in table.index]
+    return out
 
 
 def comparison_figure(table: pd.DataFrame, title: str = ""):
@@ -94,7 +125,7 @@ def comparison_figure(table: pd.DataFrame, title: str = ""):
     return fig
 
 
-def matching_curve_figure(runs: list[str | Path], split: str = "unseen_unheard", direction: str = "v2f"):
+def matching_curve_figure(runs: list[str | Path], split: str = "unseen_unheard", direction: str = "v2f"):  # voice-face
     """1:N accuracy against N for each run, the oracle and chance."""
     import matplotlib.pyplot as plt
 

@@ -11,7 +11,7 @@ Generative story (DESIGN §4.1):
 * each clip adds nuisance: pose, light, background, pixel noise, compression, room and noise,
   and a random sentence spoken by espeak-ng with the mouth following the phoneme timings.
 
-Because z and u are known, :mod:`avlab.data.synth.oracle` scores every evaluation list with the
+Because z and u are known, :mod:`avlab.tasks.voiceface.oracle` scores every evaluation list with the
 Bayes-optimal matcher under this model: the ceiling for learned models.
 """
 from __future__ import annotations
@@ -272,7 +272,6 @@ def clip_jobs(cfg: TalkingFacesConfig, identities: list[Identity]) -> list[ClipJ
 def generate(cfg: TalkingFacesConfig, out: str | os.PathLike, workers: int = 2, progress: bool = True) -> Path:
     """Write the whole benchmark under ``out``; re-running resumes (finished clips are kept)."""
     from avlab.data.synth import lists as list_writer
-    from avlab.data.synth.oracle import write_oracle
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -314,7 +313,6 @@ def generate(cfg: TalkingFacesConfig, out: str | os.PathLike, workers: int = 2, 
                         "face": asdict(i.face)} for i in identities]}, indent=1))
     np.savez_compressed(latents / "mouth.npz", **{r["row"]["path"]: r["mouth"] for r in results})
     list_writer.write_all(out, rows, identities, cfg)
-    write_oracle(out)
     return out
 
 

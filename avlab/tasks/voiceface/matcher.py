@@ -1,4 +1,4 @@
-"""The demo's model side: a trained run, its test gallery, and cross-modal ranking.
+"""The voice-face demo's model side: a trained run, its test gallery, and cross-modal ranking.
 
 Everything here is plain Python over numpy and torch — no Gradio — so the ranking the web page
 shows can be checked against the model directly. Scores are cosine similarities between the
@@ -19,7 +19,7 @@ import torch
 
 from avlab.data.features import MelConfig
 from avlab.demo.inputs import Limits, UploadError, read_face, read_voice, voice_mels
-from avlab.eval.run_eval import embed_dataset, embed_faces, embed_voices
+from avlab.tasks.voiceface.protocol import embed_dataset, embed_faces, embed_voices
 
 TEST_SPLIT = "unseen_unheard"
 
@@ -59,12 +59,6 @@ class Ranking:
                 for r, (it, s) in enumerate(zip(self.items, self.scores), 1)]
 
 
-def newest_run(root: str | os.PathLike = "runs") -> Path | None:
-    """The run folder under ``root`` whose ``model.safetensors`` was written last, if any."""
-    models = sorted(Path(root).rglob("model.safetensors"), key=lambda p: p.stat().st_mtime)
-    return models[-1].parent if models else None
-
-
 def _pick_test_clips(clips, n_identities: int, queries_per_identity: int):
     """(gallery clip per identity, query clips): queries from other videos than the gallery's first."""
     by_id: dict[str, list] = {}
@@ -84,11 +78,12 @@ class Matcher:
 
     def __init__(self, run: str | os.PathLike, gallery_identities: int = 24, queries_per_identity: int = 2,
                  n_voice_crops: int = 5, limits: Limits = Limits(), progress: bool = False):
-        from avlab.train import load_run  # weights come from model.safetensors only
+        from avlab.runs import load_run  # weights come from model.safetensors only
 
         self.run = Path(run)
         self.cfg, self.method = load_run(self.run)
-        self.mel = MelConfig(n_mels=self.cfg.n_mels)
+        self.task_cfg = self.cfg.task_config()
+        self.mel = MelConfig(n_mels=self.task_cfg.n_mels)
         self.n_voice_crops, self.limits = n_voice_crops, limits
         self.gallery: list[int] = []  # indices into self.ds
         self.queries: list[int] = []
@@ -104,13 +99,13 @@ class Matcher:
         if not root.is_dir():
             self.missing_test_set = f"the run's dataset ({root.name}) is not on this machine: uploads only"
             return
-        clips = index_dataset(root, workers=self.cfg.workers, progress=progress).split(TEST_SPLIT)
+        clips = index_dataset(root, workers=self.cfg.n_workers, progress=progress).split(TEST_SPLIT)
         if not clips:
             self.missing_test_set = f"the run's dataset has no {TEST_SPLIT} clips: uploads only"
             return
         gallery, queries = _pick_test_clips(clips, n_identities, queries_per_identity)
-        self.ds = VoiceFaceDataset(root, (TEST_SPLIT,), face_size=self.cfg.face_size, crop_seconds=self.cfg.crop_seconds,
-                                   train=False, mel=self.mel, workers=self.cfg.workers, progress=progress,
+        self.ds = VoiceFaceDataset(root, (TEST_SPLIT,), face_size=self.task_cfg.face_size,
+                                   crop_seconds=self.task_cfg.crop_seconds, train=False, mel=self.mel, workers=self.cfg.n_workers, progress=progress,
                                    paths=[c.path for c in gallery + queries])
         position = {c.path: i for i, c in enumerate(self.ds.clips)}
         self.gallery = [position[c.path] for c in gallery]
@@ -140,14 +135,14 @@ class Matcher:
     # --- uploads --------------------------------------------------------------------------------
     def voice_item(self, path: str | os.PathLike) -> Item:
         wave, note = read_voice(path, self.limits, self.mel.sample_rate)
-        mels = voice_mels(wave, self.cfg.crop_seconds, self.n_voice_crops, self.mel)
+        mels = voice_mels(wave, self.task_cfg.crop_seconds, self.n_voice_crops, self.mel)
         emb = embed_voices(self.method, mels[None])[0].numpy()
         return Item(Path(path).name, emb, wave=wave, note=note)
 
     def face_item(self, path: str | os.PathLike) -> Item:
         from avlab.data.voxceleb import frame_to_tensor
 
-        face, note = read_face(path, self.cfg.face_size, self.limits)
+        face, note = read_face(path, self.task_cfg.face_size, self.limits)
         emb = embed_faces(self.method, frame_to_tensor(face)[None])[0].numpy()
         return Item(Path(path).name, emb, face=face, note=note)
 

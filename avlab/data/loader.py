@@ -1,0 +1,59 @@
+"""Seeded, resumable batches through ``torch.utils.data.DataLoader`` workers.
+
+The batch order of epoch ``e`` is a permutation seeded by (seed, e), and every sample is asked
+for as ``(e, i)``: a dataset derives the sample's randomness (crops, augmentation) from (its seed,
+e, i) alone. So the batches — and a run's final weights — are the same with 0, 1 or N workers,
+and a run resumed mid-epoch continues with exactly the batches an uninterrupted run would see.
+Workers persist across epochs (the sampler lives in the main process; its epoch is set there).
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+
+class EpochBatchSampler(Sampler):
+    """Batches of ``(epoch, index)`` keys, ``n // batch_size`` per epoch (the last partial batch is
+    dropped: contrastive losses want full batches), starting at ``start_batch``."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.n // self.batch_size
+
+    def order(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+
+    def __iter__(self):
+        order, bs = self.order(self.epoch), self.batch_size
+        for b in range(self.start_batch, self.batches_per_epoch):
+            yield [(self.epoch, int(i)) for i in order[b * bs:(b + 1) * bs]]
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start_batch
+
+
+def _worker_init(_worker_id: int) -> None:
+    # Each worker decodes/augments one sample at a time; intra-op threads would only fight the
+    # other workers and the training step for the cores.
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset, batch_size: int, seed: int, workers: int, pin_memory: bool = False,
+                stall_timeout_s: float = 600.0) -> tuple[DataLoader, EpochBatchSampler]:
+    """(loader, its sampler): call ``sampler.set_epoch(e, start)`` before iterating an epoch.
+
+    ``dataset.collate`` batches the samples (in the workers); a worker that delivers nothing for
+    ``stall_timeout_s`` raises instead of hanging the run.
+    """
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=workers,
+                        persistent_workers=workers > 0, pin_memory=pin_memory, worker_init_fn=_worker_init,
+                        timeout=stall_timeout_s if workers > 0 else 0)
+    return loader, sampler

@@ -1,0 +1,9 @@
+"""Tasks, registered by name: one package per kind of data and protocol.
+
+Importing this package registers every task; :data:`avlab.registry.TASKS` imports it on first
+lookup, so code below this layer (the loop, evaluation) finds tasks by name without importing them.
+"""
+from avlab.tasks.base import Task, register_task
+from avlab.tasks import voiceface  # noqa: F401,E402  (registers "voice-face")
+
+__all__ = ["Task", "register_task"]

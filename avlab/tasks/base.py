@@ -1,0 +1,93 @@
+"""The Task API: what belongs to one kind of data and protocol.
+
+A task bundles its benchmark generator(s) and real-data layouts, its dataset and collation, its
+protocol evaluator (→ ``eval.json`` and an outputs file), its key metrics, the notebook views it
+offers and its demo tabs. Tasks register by name (``@register_task``) in :data:`avlab.registry.TASKS`;
+the training loop, ``avlab eval``, the notebooks and the demo look the run's task up there and
+never name one.
+
+The dataset a task returns for training is a map-style dataset with:
+``len``; ``ds[(epoch, i)]`` (a sample whose randomness depends on (``ds.seed``, epoch, i) only);
+``collate(samples) -> batch`` (a dict of tensors keyed by modality, plus ``index`` and
+``label``); ``n_classes``; ``subset(fraction, seed)``; ``sample_names()``.
+"""
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from avlab.methods.base import DataSpec, ModalitySpec
+from avlab.registry import METHODS, TASKS
+
+
+def register_task(name: str):
+    """``@register_task("voice-face")`` on a :class:`Task` subclass; the registry holds an instance."""
+    def wrap(cls):
+        TASKS.register(name)(cls())
+        cls.name = name
+        return cls
+    return wrap
+
+
+class Task(ABC):
+    name = "base"
+    description = ""
+    layout = ""  # the real-data layout(s) it reads, in words
+    modalities: dict[str, ModalitySpec] = {}
+    benchmarks: dict[str, str] = {}  # synthetic benchmark name → what it is
+    datasets: tuple[str, ...] = ()  # real datasets it reads
+    key_metrics: tuple[str, ...] = ()  # flattened metric keys, headline first
+    headline_split = ""  # the split whose metrics are the headline (e.g. unseen identities)
+    notebooks: tuple[str, ...] = ()  # task-specific notebook views (besides the generic ones)
+
+    @dataclass
+    class Config:
+        pass
+
+    # --- data ------------------------------------------------------------------------------------
+    @abstractmethod
+    def recognises(self, root: Path) -> bool:
+        """True when ``root`` (with no manifest) is in a layout this task reads."""
+
+    @abstractmethod
+    def generate(self, benchmark: str, out: str | os.PathLike, profile: str = "quick", workers: int = 2,
+                 progress: bool = True, **options) -> Path:
+        """Write synthetic benchmark ``benchmark`` (with its manifest) under ``out``."""
+
+    @abstractmethod
+    def train_dataset(self, data: str | os.PathLike, cfg, workers: int = 2, progress: bool = True):
+        """The training split of ``data`` as a dataset (see the module docstring)."""
+
+    def data_spec(self, dataset) -> DataSpec:
+        return DataSpec(self.name, dict(self.modalities), len(dataset), dataset.n_classes)
+
+    # --- evaluation ------------------------------------------------------------------------------
+    @abstractmethod
+    def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
+        """Score a trained method with the protocol; write ``run/eval.json`` and return it."""
+
+    def headline(self, result: dict) -> dict[str, float]:
+        """The key metrics of an ``eval.json`` result, flattened (``{"verification/U/auc": …}``)."""
+        from avlab.eval.tree import flatten
+
+        flat = flatten(result["metrics"].get(self.headline_split, result["metrics"]))
+        return {k: flat[k] for k in self.key_metrics if k in flat}
+
+    # --- views -----------------------------------------------------------------------------------
+    def methods(self) -> list[str]:
+        """The registered methods that fit this task."""
+        spec = DataSpec(self.name, dict(self.modalities))
+        fits = []
+        for name, cls in METHODS.items():
+            try:
+                cls.check_fits(spec)
+                fits.append(name)
+            except ValueError:
+                pass
+        return fits
+
+    def demo_tabs(self, run: Path, **options) -> list:
+        """Gradio tab builders ``(title, build(blocks_context))`` for a run of this task."""
+        return []
