@@ -53,6 +53,8 @@ def save_checkpoint(path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
     tensors.update(opt_tensors)
     tensors.update({f"extra.{k}": v for k, v in extra.items()})
     tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
     atomic_save(tensors, path, {"optimizer": opt_meta, "state": json.dumps(state)})
 
 
@@ -72,6 +74,8 @@ def load_checkpoint(path, model: torch.nn.Module, optimizer: torch.optim.Optimiz
             {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"]))
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return json.loads(meta.get("state", "{}")), extra
 

@@ -32,10 +32,14 @@ def _synth(args) -> int:
 def _scan(args) -> int:
     from avlab.data.voxceleb import scan
 
-    report = scan(args.root, workers=args.workers, progress=not args.quiet)
+    report = scan(args.root, workers=args.workers, progress=not args.quiet, deep=args.deep)
     for bad in report["bad"]:
         print(f"BAD {bad['path']}: {bad['error']}: {bad['reason']}")
-    print(f"{report['n_files'] - len(report['bad'])} of {report['n_files']} clips OK, {len(report['bad'])} bad")
+    for warned in report["warned"]:
+        print(f"NOTE {warned['path']}: usable, but {'; '.join(warned['notes'])}")
+    how = "every frame and sample decoded" if args.deep else "audio and first/last frames decoded; --deep: all"
+    print(f"{report['n_files'] - len(report['bad'])} of {report['n_files']} clips OK, {len(report['bad'])} bad, "
+          f"{len(report['warned'])} with notes ({how})")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     return 1 if report["bad"] else 0
@@ -111,6 +115,8 @@ def _train(args, rest: list[str] | None = None) -> int:
     if args.help and not (args.method and args.data):
         args.parser.print_help()
         return 0
+    if args.nproc > 1 and not _under_torchrun():
+        return _launch_torchrun(args.nproc, argv_after_train=args.argv)
     missing = [f"--{k}" for k in ("method", "data", "out") if not getattr(args, k) and not (k == "out" and args.help)]
     if missing:
         raise ValueError(f"the following arguments are required: {', '.join(missing)}")
@@ -131,11 +137,39 @@ def _train(args, rest: list[str] | None = None) -> int:
     from avlab.registry import METHODS
 
     METHODS.get(cfg.method).check_fits(_spec_of_task(cfg.task))
-    run = train(cfg, resume=args.resume, progress=not args.quiet)
+    from avlab import dist
+
+    run = train(cfg, resume=args.resume, progress=not args.quiet, stop_after_steps=args.stop_after_steps)
+    main_process = dist.is_main()
+    dist.teardown()
+    if not main_process:  # under torchrun rank 0 reports and evaluates
+        return 0
     print(f"trained {args.method}: {run}/model.safetensors (metrics.jsonl, config.json)")
-    if args.eval:
+    if args.eval and (run / "model.safetensors").exists():
         return _eval(argparse.Namespace(run=str(run), data=None, device=args.device, quiet=args.quiet))
     return 0
+
+
+def _under_torchrun() -> bool:
+    return "LOCAL_RANK" in os.environ
+
+
+def _launch_torchrun(nproc: int, argv_after_train: list[str]) -> int:
+    """``avlab train --nproc N …`` = ``torchrun --standalone --nproc_per_node N -m avlab train …``."""
+    import subprocess
+
+    rest, skip = [], False
+    for a in argv_after_train:  # drop --nproc N / --nproc=N
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "avlab", "train", *rest]
+    print("launching:", " ".join(cmd[1:]), file=sys.stderr)
+    return subprocess.call(cmd)
 
 
 def _spec_of_task(task: str):
@@ -308,6 +342,24 @@ def _demo(args) -> int:
     return 0
 
 
+def _tb(args) -> int:
+    """TensorBoard over the runs' ``tb/`` folders, each named by its run (runs without event files
+    get them from ``metrics.jsonl`` first)."""
+    import subprocess
+
+    from avlab import tblog
+
+    runs = tblog.expand_runs(args.runs)
+    for run in runs:
+        tblog.scalars_from_metrics(run)
+    cmd = tblog.tensorboard_command(runs, args.host, args.port)
+    print(f"TensorBoard on http://{args.host}:{args.port} for {', '.join(r.name for r in runs)} (Ctrl-C stops it)")
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avlab", description="audio-visual self-supervised learning workbench")
     sub = p.add_subparsers(dest="command", required=True)
@@ -330,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("root")
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--json", help="also write the report here")
+    s.add_argument("--deep", action="store_true", help="decode every frame and sample (slower; default: the "
+                                                       "audio and the first and last frames)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_scan)
 
@@ -358,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--amp", action="store_true", help="bfloat16 mixed precision on CUDA")
     s.add_argument("--log-every", type=int, default=20, help="steps between host syncs of the logged values")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    s.add_argument("--nproc", type=int, default=1,
+                   help="processes on this machine (launches torchrun; one per GPU, or gloo on CPU)")
+    s.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)  # a 'kill' for resume tests
     s.add_argument("--eval", action="store_true", help="evaluate when training ends")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_train, parser=s)
@@ -420,12 +477,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=20)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_run_main)
+
+    s = sub.add_parser("tb", help="TensorBoard on 127.0.0.1 over runs (scalars, projector with face sprites)")
+    s.add_argument("runs", nargs="+", help="run folders, or folders holding runs (e.g. runs/main)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes it to your network)")
+    s.add_argument("--port", type=int, default=6006)
+    s.set_defaults(func=_tb)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args, rest = parser.parse_known_args(argv)
+    args.argv = argv[1:]  # after the command name (train re-launches itself under torchrun)
     if rest and args.command != "train":  # only train takes flags that depend on its --method and data
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from avlab import dist
 from avlab.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from avlab.data.loader import make_loader
 from avlab.data.manifest import detect_task
@@ -116,8 +117,8 @@ class _Logs:
 
     def sync(self) -> dict[str, float]:
         sums = self.state["epoch_sums"]
-        for k, v in self.pending.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
+        for k, v in self.pending.items():  # every process syncs at the same steps, keys in the same order
+            sums[k] = sums.get(k, 0.0) + float(dist.all_reduce_mean(v))
         self.pending = {}
         return {k: v / max(self.state["epoch_count"], 1) for k, v in sums.items()}
 
@@ -131,12 +132,41 @@ def _write_new_run(run: Path, cfg: TrainConfig, ds, spec) -> None:
     (run / "metrics.jsonl").write_text("")
 
 
+class _Step(torch.nn.Module):
+    """``method.training_step`` as a module's forward, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, method):
+        super().__init__()
+        self.method = method
+
+    def forward(self, batch):
+        return self.method.training_step(batch)
+
+
+def _stepper(method, device: torch.device):
+    """The callable that runs a step: the method itself, or DDP around it under torchrun (with
+    SyncBatchNorm on CUDA; gloo on CPU has none, so BatchNorm statistics stay per process there)."""
+    if not dist.is_distributed():
+        return method.training_step
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    # Memory banks are updated identically on every process from the gathered batch: no buffer
+    # broadcast. A method that leaves parameters unused in some steps says so (ddp_unused_parameters).
+    return DistributedDataParallel(_Step(method), device_ids=[device.index] if device.type == "cuda" else None,
+                                   broadcast_buffers=False,
+                                   find_unused_parameters=getattr(method, "ddp_unused_parameters", False))
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
           on_epoch: Callable[[dict], None] | None = None, stop_after_steps: int | None = None) -> Path:
     """Train ``cfg`` into ``cfg.out``; ``resume`` continues from its checkpoint.
 
-    ``on_epoch`` receives each epoch's metrics (the notebook's live plot); ``stop_after_steps``
-    ends the process's work early, as a kill would (used to test resuming).
+    Under ``torchrun`` every process runs this; ``cfg.batch_size`` is the global batch, split
+    across processes; rank 0 writes the run folder. ``on_epoch`` receives each epoch's metrics
+    (the notebook's live plot); ``stop_after_steps`` ends the process's work early, as a kill
+    would (used to test resuming).
     """
     run = Path(cfg.out)
     ckpt = run / "checkpoint.safetensors"
@@ -148,12 +178,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         cfg = TrainConfig.from_json(json.loads((run / "config.json").read_text()))
     cfg = resolve_task(cfg)
     cfg.method_config(), cfg.task_config()  # refuse unknown options before any work
-    run.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    device = dist.setup(device.type) or device
+    main = dist.is_main()
+    progress = progress and main
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
     ds, method = build(cfg, progress)
     method.to(device)
+    step_fn = _stepper(method, device)
     opt = _optimizer(cfg, method.parameters())
-    loader, sampler = make_loader(ds, cfg.batch_size, cfg.seed, cfg.n_workers, pin_memory=device.type == "cuda")
+    loader, sampler = make_loader(ds, cfg.batch_size, cfg.seed, cfg.n_workers, pin_memory=device.type == "cuda",
+                                  rank=dist.rank(), world=dist.world_size())
     steps_per_epoch = sampler.batches_per_epoch
     if steps_per_epoch == 0:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(ds)} training samples of {cfg.data}")
@@ -164,14 +200,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if resume:
         state, extra = load_checkpoint(ckpt, method, opt)
         method.load_extra_tensors(extra)
-    else:
+    elif main:
         _write_new_run(run, cfg, ds, TASKS.get(cfg.task).data_spec(ds))
-    _truncate_metrics(run / "metrics.jsonl", state["step"] // steps_per_epoch)
+    if main:
+        _truncate_metrics(run / "metrics.jsonl", state["step"] // steps_per_epoch)
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
                 else nullcontext())
 
     def checkpoint():
-        save_checkpoint(ckpt, method, opt, method.extra_tensors(), state)
+        if main:  # every process holds the same state; one writes it (atomically)
+            save_checkpoint(ckpt, method, opt, method.extra_tensors(), state)
 
     method.train()
     bar = tqdm(total=total, initial=state["step"], desc=f"{cfg.method} {run.name}", unit="step", disable=not progress)
@@ -180,7 +218,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         epoch, within = divmod(state["step"], steps_per_epoch)
         if within == 0:
             state.update(epoch_sums={}, epoch_count=0, epoch_start_time=time.time(),
-                         epoch_info=method.on_epoch_start(epoch, run))
+                         epoch_info=method.on_epoch_start(epoch, run if main else None))
         logs = _Logs(state)
         sampler.set_epoch(epoch, within)
         t_epoch = time.time()
@@ -189,9 +227,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             for g in opt.param_groups:
                 g["lr"] = lr_at(state["step"], total, warmup, cfg.lr, cfg.min_lr)
             with autocast:
-                loss, step_logs = method.training_step(batch)
-            check_now = device.type == "cpu" or (state["step"] + 1) % cfg.log_every == 0
-            if check_now and not torch.isfinite(loss):
+                loss, step_logs = step_fn(batch)
+            # On the CPU every step is checked (free); on CUDA or across processes only every
+            # log_every steps, on the loss averaged over processes so that all of them stop together.
+            check_now = (device.type == "cpu" and not dist.is_distributed()) or (state["step"] + 1) % cfg.log_every == 0
+            if check_now and not torch.isfinite(dist.all_reduce_mean(loss.detach())):
                 if device.type == "cpu":
                     checkpoint()  # the state before this step is still good
                 raise FloatingPointError(f"loss became {loss.item()} at step {state['step']} (epoch {epoch}); "
@@ -218,14 +258,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         record = {"epoch": epoch, "step": state["step"], "lr": opt.param_groups[0]["lr"], **means,
                   **{f"cluster_{k}": v for k, v in (state.get("epoch_info") or {}).items()},
                   "seconds": round(elapsed, 3),
-                  "clips_per_s": round((steps_per_epoch - within) * cfg.batch_size / elapsed, 1)}
-        with open(run / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+                  "clips_per_s": round((steps_per_epoch - within) * cfg.batch_size / elapsed, 1),
+                  "processes": dist.world_size()}
+        if main:
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
         checkpoint()
-        if on_epoch:
+        if on_epoch and main:
             on_epoch(record)
     bar.close()
-    save_weights(run / "model.safetensors", method, {"method": cfg.method, "config": json.dumps(cfg.to_json())})
+    if main:
+        save_weights(run / "model.safetensors", method, {"method": cfg.method, "config": json.dumps(cfg.to_json())})
+    dist.barrier()  # the run folder is complete before any process moves on (e.g. to evaluate)
     return run
 
 

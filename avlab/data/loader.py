@@ -14,10 +14,17 @@ from torch.utils.data import DataLoader, Sampler
 
 class EpochBatchSampler(Sampler):
     """Batches of ``(epoch, index)`` keys, ``n // batch_size`` per epoch (the last partial batch is
-    dropped: contrastive losses want full batches), starting at ``start_batch``."""
+    dropped: contrastive losses want full batches), starting at ``start_batch``.
 
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+    Under data parallelism ``batch_size`` is the global batch and process ``rank`` of ``world``
+    gets its contiguous share of each — so the processes together see exactly the batches one
+    process would, every sample once per epoch, and gathering their shares in rank order rebuilds
+    the global batch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if batch_size % world:
+            raise ValueError(f"the batch size {batch_size} is not divisible by the {world} processes")
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -32,8 +39,10 @@ class EpochBatchSampler(Sampler):
 
     def __iter__(self):
         order, bs = self.order(self.epoch), self.batch_size
+        share = bs // self.world
         for b in range(self.start_batch, self.batches_per_epoch):
-            yield [(self.epoch, int(i)) for i in order[b * bs:(b + 1) * bs]]
+            start = b * bs + self.rank * share
+            yield [(self.epoch, int(i)) for i in order[start:start + share]]
 
     def __len__(self) -> int:
         return self.batches_per_epoch - self.start_batch
@@ -46,13 +55,13 @@ def _worker_init(_worker_id: int) -> None:
 
 
 def make_loader(dataset, batch_size: int, seed: int, workers: int, pin_memory: bool = False,
-                stall_timeout_s: float = 600.0) -> tuple[DataLoader, EpochBatchSampler]:
+                stall_timeout_s: float = 600.0, rank: int = 0, world: int = 1) -> tuple[DataLoader, EpochBatchSampler]:
     """(loader, its sampler): call ``sampler.set_epoch(e, start)`` before iterating an epoch.
 
     ``dataset.collate`` batches the samples (in the workers); a worker that delivers nothing for
     ``stall_timeout_s`` raises instead of hanging the run.
     """
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed)
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed, rank, world)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=workers,
                         persistent_workers=workers > 0, pin_memory=pin_memory, worker_init_fn=_worker_init,
                         timeout=stall_timeout_s if workers > 0 else 0)

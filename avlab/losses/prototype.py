@@ -62,23 +62,26 @@ def concentration(x: np.ndarray, centroids: np.ndarray, assign: np.ndarray, temp
     return temperature * phi / phi.mean()
 
 
-def _released_column_order(b: int, device=None) -> torch.Tensor:
-    """(B, B) index: column k of row i of the released logits holds batch column ``idx[i, k]``.
+def _released_column_order(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """(len(rows), n) index: column k of row i of the released logits holds batch column ``idx[i, k]``.
 
-    Column 0 is the positive (j = i); columns 1.. are the other batch samples in ascending order,
-    so for k ≥ 1 the column holds j = k − 1 when k ≤ i and j = k when k > i.
+    ``rows`` are the anchors' positions in the batch. Column 0 is the positive (j = i); columns 1..
+    are the other batch samples in ascending order, so for k ≥ 1 the column holds j = k − 1 when
+    k ≤ i and j = k when k > i.
     """
-    i = torch.arange(b, device=device)[:, None]
-    k = torch.arange(b, device=device)[None, :]
+    i = rows[:, None]
+    k = torch.arange(n, device=rows.device)[None, :]
     return torch.where(k == 0, i, torch.where(k <= i, k - 1, k))
 
 
 def prototype_loss(anchor: torch.Tensor, prototypes: torch.Tensor, assign: torch.Tensor,
-                   phi: torch.Tensor, phi_placement: str = "prototype") -> torch.Tensor:
+                   phi: torch.Tensor, phi_placement: str = "prototype", offset: int = 0) -> torch.Tensor:
     """Per-sample loss (B,) of ``anchor`` against the other modality's prototypes of the batch.
 
     ``prototypes`` (K, d) and ``phi`` (K,) are one granularity of the other modality; ``assign``
-    (B,) gives each batch sample's cluster in it. With s_ij = â_i · Ĉ_{c(j)}:
+    gives each batch sample's cluster in it. Under data parallelism ``assign`` covers the global
+    batch (gathered from every process) and the local anchors are its rows ``offset …
+    offset + B``; in one process ``offset`` is 0 and both are the batch. With s_ij = â_i · Ĉ_{c(j)}:
 
     - ``"prototype"`` (default; PCL's ProtoNCE): logits_ij = s_ij / φ_{c(j)}, target i.
     - ``"anchor"``: logits_ij = s_ij / φ_{c(i)} (every logit of row i scaled by the anchor's own
@@ -95,15 +98,15 @@ def prototype_loss(anchor: torch.Tensor, prototypes: torch.Tensor, assign: torch
     a = F.normalize(anchor, dim=1)
     protos = F.normalize(prototypes, dim=1)[assign]  # (B, d): Ĉ_{c(j)}
     sims = a @ protos.T  # (B, B): s_ij
-    phi_b = phi.to(sims.dtype)[assign]  # (B,): φ_{c(j)}
-    b = len(anchor)
+    phi_b = phi.to(sims.dtype)[assign]  # (B_all,): φ_{c(j)}
+    rows = torch.arange(len(anchor), device=anchor.device) + offset  # the anchors' batch positions
     if phi_placement == "prototype":
-        logits, target = sims / phi_b[None, :], torch.arange(b, device=anchor.device)
+        logits, target = sims / phi_b[None, :], rows
     elif phi_placement == "anchor":
-        logits, target = sims / phi_b[:, None], torch.arange(b, device=anchor.device)
+        logits, target = sims / phi_b[rows][:, None], rows
     elif phi_placement == "official":
-        logits = sims.gather(1, _released_column_order(b, sims.device)) / phi_b[None, :]
-        target = torch.zeros(b, dtype=torch.long, device=anchor.device)
+        logits = sims.gather(1, _released_column_order(rows, len(assign))) / phi_b[None, :]
+        target = torch.zeros_like(rows)
     else:
         raise ValueError(f"unknown phi placement {phi_placement!r} ({' | '.join(PHI_PLACEMENTS)})")
     return F.cross_entropy(logits, target, reduction="none")

@@ -43,6 +43,14 @@ def recalibration_weights(voice: torch.Tensor, face: torch.Tensor, agreement: to
     return torch.where(flat, torch.ones_like(w), w).to(voice.dtype)
 
 
-def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Σ w_i L_i / Σ w_i."""
-    return (weights * per_sample).sum() / weights.sum()
+def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor, total_weight: torch.Tensor | None = None,
+                  world_size: int = 1) -> torch.Tensor:
+    """Σ w_i L_i / Σ w_i. Under data parallelism each process holds a slice of the batch:
+    ``total_weight`` is Σ w over the global batch and the local share is scaled by the number of
+    processes, so that the gradients averaged across processes equal the global batch's.
+
+    >>> float(weighted_mean(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 3.0])))
+    2.5
+    """
+    total = weights.sum() if total_weight is None else total_weight
+    return world_size * (weights * per_sample).sum() / total

@@ -86,6 +86,7 @@ def create_method(name: str, spec: DataSpec, model_cfg: ModelConfig | None = Non
 class Method(nn.Module, ABC):
     name = "base"
     tasks: tuple[str, ...] = ()  # the tasks this method fits; empty = any task it can read
+    ddp_unused_parameters = False  # True if some parameters get no gradient in some steps (DDP must look)
 
     @dataclass
     class Config:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from avlab import dist
 from avlab.checkpoint import atomic_save
 from avlab.cluster import KMEANS_INITS, Clustering, cluster_bank
 from avlab.losses.prototype import GRANULARITY_WEIGHTINGS, PHI_PLACEMENTS, multi_granularity_loss, prototype_loss
@@ -87,51 +88,57 @@ class CMPC(CID):
         if epoch < c.cluster_warmup_epochs or (epoch - c.cluster_warmup_epochs) % c.cluster_every:
             return {}
         ks = self.prototype_counts()
-        self.clusters = {
-            m: _on(cluster_bank(self.bank(m), ks, c.kmeans_iters, seed=10_000 * i + epoch,
-                            temperature=c.concentration_temperature, init=c.kmeans_init), self.bank(m).device)
-            for i, m in enumerate(self.modalities)}
-        if run_dir is not None:  # the latest clustering, for the cluster-inspection notebook
-            atomic_save({k: v.cpu() for m in self.modalities for k, v in self.clusters[m].tensors(m).items()},
+        clusters = None
+        if dist.is_main():  # the banks are identical on every process: cluster once, broadcast
+            clusters = {m: cluster_bank(self.bank(m).cpu(), ks, c.kmeans_iters, seed=10_000 * i + epoch,
+                                        temperature=c.concentration_temperature, init=c.kmeans_init)
+                        for i, m in enumerate(self.modalities)}
+        clusters = dist.broadcast_object(clusters)
+        self.clusters = {m: _on(cl, self.bank(m).device) for m, cl in clusters.items()}
+        if run_dir is not None and dist.is_main():  # the latest clustering, for the cluster-inspection notebook
+            atomic_save({k: v for m in self.modalities for k, v in clusters[m].tensors(m).items()},
                         Path(run_dir) / "clusters.safetensors",
                         {"epoch": str(epoch), "num_prototypes": json.dumps(ks)})
         return {"clustered": 1, "num_prototypes": ks}
 
-    def _prototype_terms(self, z: dict[str, torch.Tensor], index: torch.Tensor):
+    def _prototype_terms(self, z: dict, z_all: dict, index_all: torch.Tensor, offset: int):
+        """Per-sample prototype losses of the local anchors (against the global batch's
+        prototypes) and the recalibration weights: local ones and their global sum."""
         a, b = self.modalities
         ca, cb = self.clusters[a], self.clusters[b]
-        weighting = self.cfg.granularity_weighting
 
         def against(anchor, other: Clustering):  # anchors against the other modality's prototypes
-            return multi_granularity_loss([prototype_loss(anchor, other.centroids[g], other.assign[g][index],
-                                                          other.phi[g], self.cfg.phi_placement)
-                                           for g in range(len(other.centroids))],
-                                          weighting)
+            return multi_granularity_loss([prototype_loss(anchor, other.centroids[g], other.assign[g][index_all],
+                                                          other.phi[g], self.cfg.phi_placement, offset)
+                                           for g in range(len(other.centroids))], self.cfg.granularity_weighting)
 
         p_ab, p_ba = against(z[a], cb), against(z[b], ca)
-        if self.cfg.recalibration:
-            agreement = prototype_agreement([ca.centroids[g][ca.assign[g][index]] for g in range(len(ca.centroids))],
-                                            [cb.centroids[g][cb.assign[g][index]] for g in range(len(cb.centroids))],
-                                            self.cfg.prototype_agreement)
-            w = recalibration_weights(z[a], z[b], agreement, self.cfg.delta, self.cfg.kappa)
+        local = slice(offset, offset + len(p_ab))
+        if self.cfg.recalibration:  # ρ's mean and spread are the global batch's
+            agreement = prototype_agreement(
+                [ca.centroids[g][ca.assign[g][index_all]] for g in range(len(ca.centroids))],
+                [cb.centroids[g][cb.assign[g][index_all]] for g in range(len(cb.centroids))],
+                self.cfg.prototype_agreement)
+            w_all = recalibration_weights(z_all[a], z_all[b], agreement, self.cfg.delta, self.cfg.kappa)
         else:
-            w = torch.ones_like(p_ab)
-        return p_ab, p_ba, w
+            w_all = torch.ones(len(index_all), dtype=p_ab.dtype, device=p_ab.device)
+        return p_ab, p_ba, w_all[local], w_all.sum()
 
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        z, l_ab, l_ba = self.instance_losses(batch)
-        index = batch["index"]
+        z, z_all, l_ab, l_ba = self.instance_losses(batch)
+        index_all = dist.gather(batch["index"])
         logs = self.instance_logs(l_ab, l_ba)
         if self.clusters:
-            p_ab, p_ba, w = self._prototype_terms(z, index)
-            loss = weighted_mean(l_ab + p_ab, w) + weighted_mean(l_ba + p_ba, w)
+            p_ab, p_ba, w, w_total = self._prototype_terms(z, z_all, index_all, dist.offset(len(l_ab)))
+            world = dist.world_size()
+            loss = weighted_mean(l_ab + p_ab, w, w_total, world) + weighted_mean(l_ba + p_ba, w, w_total, world)
             logs.update({f"proto_{self.a2b}": p_ab.detach().mean(), f"proto_{self.b2a}": p_ba.detach().mean(),
                          "weight_mean": w.mean()})
             if self.cfg.quirk_discard_clusters:
                 self.clusters = {}
         else:
             loss = l_ab.mean() + l_ba.mean()
-        self.update_banks(index, {m: v.detach() for m, v in z.items()})
+        self.update_banks(index_all, {m: v.detach() for m, v in z_all.items()})  # identical on every process
         logs["loss"] = loss.detach()
         return loss, logs
 

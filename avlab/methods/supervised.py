@@ -37,7 +37,7 @@ class Supervised(CID):
         return {**{f"emb.{m}": v for m, v in z.items()}, **{f"logits.{m}": self.logits(v) for m, v in z.items()}}
 
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        z, l_ab, l_ba = self.instance_losses(batch)
+        z, _, l_ab, l_ba = self.instance_losses(batch)
         ce = {m: F.cross_entropy(self.logits(z[m]), batch["label"]) for m in self.modalities}
         inst = l_ab.mean() + l_ba.mean()
         loss = sum(ce.values()) + self.cfg.instance_weight * inst
