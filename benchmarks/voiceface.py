@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from avlab.cli import ensure_profile_set
-from avlab.eval.run_eval import evaluate_run, flatten
+from avlab.eval.run_eval import evaluate_run
+from avlab.eval.tree import flatten
 from avlab.train import TrainConfig, read_metrics, train
 
 METRICS = ["verification/U/auc", "verification/G/auc", "matching_1to2/v2f/U", "matching_1to2/v2f/G",
