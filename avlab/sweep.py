@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -135,11 +136,80 @@ def _metrics(run_dir: Path) -> dict:
     return task_of(result).headline(result)
 
 
+@dataclass
+class SlurmOptions:
+    """Resources of each grid point's SLURM job (``avlab sweep --executor slurm``)."""
+
+    partition: str | None = None
+    gpus: int = 1
+    cpus: int = 8
+    mem_gb: float = 32
+    time_min: int = 24 * 60
+    array_parallelism: int = 16
+    extra: dict = field(default_factory=dict)  # any other submitit slurm_* parameter
+
+
+class GridPoint:
+    """One grid point as a submitit job: runs the notebook into its folder and returns the summary
+    row. On preemption or timeout SLURM requeues it (``checkpoint``), and the rerun resumes the
+    run from its own checkpoint (the training notebook resumes an existing run folder)."""
+
+    def __init__(self, notebook: Path, run_dir: Path, params: dict, timeout_s: float | None,
+                 memory_gb: float | None):
+        self.args = (notebook, run_dir, params, timeout_s, memory_gb)
+
+    def __call__(self) -> dict:
+        row = run_one(*self.args)
+        row.update(_metrics(self.args[1]))
+        return row
+
+    def checkpoint(self):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(GridPoint(*self.args))
+
+
+def _submitit_rows(jobs: list[tuple[Path, dict]], nb: Path, out: Path, executor: str, timeout_s, memory_gb,
+                   slurm: SlurmOptions, progress: bool) -> list[dict]:
+    """Submit every point as one job array (``executor`` slurm, or submitit's ``local`` for tests)
+    and gather the rows; a job that fails or is cancelled becomes a failed row, never a crash."""
+    import submitit
+
+    ex = submitit.AutoExecutor(folder=str(out / "submitit"), cluster=None if executor == "slurm" else "local")
+    params = {"timeout_min": slurm.time_min, "cpus_per_task": slurm.cpus, "mem_gb": slurm.mem_gb,
+              "slurm_array_parallelism": slurm.array_parallelism}
+    if executor == "slurm":
+        params.update(gpus_per_node=slurm.gpus, slurm_partition=slurm.partition,
+                      **{k if k.startswith("slurm_") else f"slurm_{k}": v for k, v in slurm.extra.items()})
+    ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    points = [GridPoint(nb, d, p, timeout_s, memory_gb) for d, p in jobs]
+    with ex.batch():
+        submitted = [ex.submit(point) for point in points]
+    rows = []
+    for job, (run_dir, p) in tqdm(list(zip(submitted, jobs)), desc=f"sweep {out.name} ({executor})", unit="run",
+                                  disable=not progress):
+        try:
+            rows.append(job.result())
+        except Exception as exc:  # the job itself died (node failure, cancelled, out of memory …)
+            rows.append({"run": run_dir.name, "status": "failed", "error": f"job {job.job_id}: {exc}"[:500],
+                         "seconds": None, **p})
+        rows[-1]["job_id"] = job.job_id
+    return rows
+
+
 def run_sweep(notebook: str, grid: str | Path, out: str | Path, workers: int = 1, timeout_s: float | None = None,
-              memory_gb: float | None = None, progress: bool = True):
-    """Run every grid point; returns the summary table (also written to ``out/sweep.csv``)."""
+              memory_gb: float | None = None, progress: bool = True, executor: str = "local",
+              slurm: SlurmOptions | None = None):
+    """Run every grid point; returns the summary table (also written to ``out/sweep.csv``).
+
+    ``executor``: ``local`` (papermill processes here, ``workers`` at a time), ``slurm`` (one SLURM
+    array job per sweep through submitit, resources from ``slurm``), or ``submitit-local``
+    (submitit's local executor: the SLURM path without a cluster, for tests).
+    """
     import pandas as pd
 
+    if executor not in ("local", "slurm", "submitit-local"):
+        raise ValueError(f"unknown executor {executor!r} (local | slurm | submitit-local)")
     nb = notebook_path(notebook)
     fixed, points = load_grid(grid)
     out = Path(out)
@@ -149,7 +219,12 @@ def run_sweep(notebook: str, grid: str | Path, out: str | Path, workers: int = 1
         run_dir = out / run_name(i, point)
         jobs.append((run_dir, {**fixed, **point, "out_dir": str(run_dir.resolve())}))
     (out / "sweep.json").write_text(json.dumps({"notebook": str(nb), "grid": str(grid), "fixed": fixed,
-                                                "points": points, "workers": workers}, indent=1))
+                                                "points": points, "workers": workers, "executor": executor}, indent=1))
+    if executor != "local":
+        rows = _submitit_rows(jobs, nb, out, executor, timeout_s, memory_gb, slurm or SlurmOptions(), progress)
+        table = pd.DataFrame(rows).drop(columns=["out_dir"], errors="ignore")
+        table.to_csv(out / "sweep.csv", index=False)
+        return table
     rows = []
     bar = tqdm(total=len(jobs), desc=f"sweep {out.name}", unit="run", disable=not progress)
     # Threads only wait on the papermill subprocesses; the work happens in those processes.

@@ -51,3 +51,16 @@ def test_time_guard_marks_a_runaway_run_failed(tiny_set, tmp_path, capsys):
                 "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "0 of 1 runs ok" in out and "timeout: exceeded 3 s" in out
+
+
+def test_a_sweep_through_submitit_keeps_the_same_contract(tiny_set, tmp_path):
+    """The SLURM path, run by submitit's local executor: every point a job, failures kept and marked."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(json.dumps({"fixed": {"data_dir": str(tiny_set), "epochs": 1, "batch_size": 8, "face_size": 48},
+                                "grid": {"method": ["cid", "bogus"]}}))
+    out = tmp_path / "sweep"
+    table = run_sweep("01_train", grid, out, progress=False, executor="submitit-local")
+    assert sorted(table.status) == ["failed", "ok"] and table.job_id.notna().all()
+    assert "unknown method 'bogus'" in table[table.status == "failed"].iloc[0].error
+    assert table[table.status == "ok"]["matching_1to2/v2f/U"].notna().all()
+    assert (out / "sweep.csv").exists() and list((out / "submitit").glob("*_log.out"))
