@@ -4,15 +4,12 @@ clusters, checkpoints, resumes and evaluates end to end."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-import ddp_step  # noqa: E402
+from avlab import ddp_check
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +23,17 @@ def torchrun(*args, timeout=600):
 
 @pytest.mark.parametrize("name", ["cid", "cmpc", "supervised"])
 def test_one_step_on_two_processes_equals_one_process_on_the_global_batch(name, tmp_path):
-    torchrun(HERE / "ddp_step.py", tmp_path / "ddp.pt", name)
+    torchrun("-m", "avlab.ddp_check", tmp_path / "ddp.pt", name)
     ddp = torch.load(tmp_path / "ddp.pt")
-    method = ddp_step.make(name)
-    single = ddp_step.one_step(method, ddp_step.global_batch(), method.training_step)
+    method = ddp_check.make(name)
+    single = ddp_check.one_step(method, ddp_check.global_batch(), method.training_step)
     assert single.keys() == ddp.keys() and len([k for k in single if k.startswith("grad.")]) > 10
     # float32 sums in another order: measured agreement ~2e-6 of each tensor's largest entry; the
     # bar is 1e-5 of it (elementwise relative error is meaningless for entries near zero).
     for k in single:
         scale = single[k].abs().max().item()
         assert (ddp[k] - single[k]).abs().max().item() <= 1e-5 * scale + 1e-9, k
+    assert ddp_check.compare(single, ddp) < 1e-5
 
 
 def test_a_two_process_cmpc_run_trains_clusters_checkpoints_resumes_and_evaluates(tiny_set, tmp_path):

@@ -1,7 +1,8 @@
-"""One training step of a method on a fixed global batch — in one process, or in each process of a
-``torchrun`` group on its share of the batch (run by tests/test_ddp.py; not a test module itself).
+"""Is data parallelism exact? One training step of a method on a fixed global batch — in one
+process, or in each process of a ``torchrun`` group on its share of the batch — and the loss,
+gradients and memory banks of both, for tests/test_ddp.py and benchmarks/ddp.py.
 
-    torchrun --standalone --nproc_per_node 2 tests/ddp_step.py OUT.pt METHOD
+    torchrun --standalone --nproc_per_node 2 -m avlab.ddp_check OUT.pt METHOD
 """
 import sys
 
@@ -53,6 +54,14 @@ def main(out: str, name: str) -> None:
     if dist.is_main():
         torch.save(result, out)
     dist.teardown()
+
+
+def compare(single: dict, ddp: dict) -> float:
+    """The largest difference between the two steps, relative to each tensor's largest entry
+    (elementwise relative error is meaningless for entries near zero)."""
+    if single.keys() != ddp.keys():
+        raise ValueError(f"different outputs: {sorted(set(single) ^ set(ddp))}")
+    return max(float((ddp[k] - single[k]).abs().max() / (single[k].abs().max() + 1e-12)) for k in single)
 
 
 if __name__ == "__main__":
