@@ -98,9 +98,9 @@ def test_files_that_probe_fine_but_do_not_decode(clip_dir, capfd):
     assert media.probe(d / "partial.mp4").n_frames == 30 and media.probe(d / "bad_audio.mp4").n_frames == 30
     with pytest.raises(media.CorruptMediaError, match="truncated: its audio stops at 0.[0-9]+ s of 1.20 s"):
         media.read_audio(d / "partial.mp4")
-    with pytest.raises(media.CorruptMediaError, match=r"truncated: \d+ of its 30 video frames are present"):
+    with pytest.raises(media.CorruptMediaError, match=r"truncated: its video stops at 0.[0-9]+ s of 1.20 s"):
         media.read_frames(d / "partial.mp4", [1, 28])
-    with pytest.raises(media.CorruptMediaError, match="audio stream cannot be decoded"):
+    with pytest.raises(media.CorruptMediaError, match="audio stream cannot be decoded: 19 of its 20 packets are damaged"):
         media.read_audio(d / "bad_audio.mp4")
     assert media.read_frames(d / "bad_audio.mp4", [0, 29]).shape == (2, 64, 64, 3)
     assert capfd.readouterr().err == ""

@@ -7,11 +7,17 @@ decoders' own log lines never reach the terminal (PyAV is silent by default; dec
 captured, see :func:`_quiet_stderr`).
 Audio is read with PyAV (decord's ``AVReader`` leaks memory; its ``AudioReader`` re-opens the
 container per call).
+
+Decoding is tolerant, as the ffmpeg tool is: damaged packets are skipped and counted, a file cut
+short is used as far as it goes, and only a stream that lost more than :data:`MAX_LOST_SHARE` is
+refused; what was worked around is reported (a ``notes`` list, or a :class:`MediaWarning`). Frame
+counts come from decoding, not headers (``read_frames(positions=…)``).
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import os
 import re
@@ -165,7 +171,7 @@ def _why(exc: BaseException, path) -> str:
     text = getattr(exc, "strerror", None) or next(iter(str(exc).strip().splitlines()), "")
     text = _ERROR_CODE.sub(lambda m: f"failed: {_ffmpeg_message(int(m.group(1)))}", _SOURCE_LOCATION.sub("", text))
     for spelling in sorted({str(path), os.path.abspath(path)}, key=len, reverse=True):
-        text = text.replace(spelling, "the file")
+        text = text.replace(f"[{spelling}] ", "").replace(spelling, "the file")  # decord: "[/x/a.mp4] Failed to …"
     return text.rstrip(". ") or type(exc).__name__
 
 
@@ -207,7 +213,8 @@ def _truncation(path) -> str | None:
 
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video or not c.streams.video[0].frames:
+            # Only an MP4's index is exact; AVI headers often over-claim frames in complete files.
+            if "mp4" not in c.format.name or not c.streams.video or not c.streams.video[0].frames:
                 return None
             vs = c.streams.video[0]
             declared, present = vs.frames, sum(1 for p in c.demux(vs) if p.size)
@@ -294,6 +301,11 @@ def _reset_quiet_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_quiet_in_child)
+# A decoder or frame converter that is garbage but not yet collected (a caught error's traceback
+# holds them in a reference cycle) would be freed in a forked child (a pool or DataLoader worker),
+# which inherits FFmpeg's objects but not their threads: freeing them there waits for those threads
+# forever. Collecting before each fork frees them here, where the threads exist.
+os.register_at_fork(before=gc.collect)
 
 
 @functools.cache
@@ -345,15 +357,109 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         return MediaInfo(int(n_frames), fps, vs.width or 0, vs.height or 0, int(sr), n_samples)
 
 
-def _decode_audio(c, stream, sample_rate: int, limit: int | None) -> np.ndarray:
+# --- tolerant decoding ---------------------------------------------------------------------------
+MAX_LOST_SHARE = 0.1  # a stream missing more than this share (damaged packets, or cut off) is refused
+
+
+class MediaWarning(UserWarning):
+    """A problem a reader worked around (damaged packets skipped, a file cut short but mostly
+    there); the message names the file. Issued when the caller passes no ``notes`` list."""
+
+
+def _tell(path, notes: list | None, text: str) -> None:
+    """Hand a tolerated problem to the caller: into ``notes`` when given, else as a MediaWarning."""
+    if notes is not None:
+        notes.append(text)
+    else:
+        import warnings
+
+        warnings.warn(MediaWarning(f"{path}: {text}"), stacklevel=4)  # the reader's caller
+
+
+@dataclass
+class _Tally:
+    """What decoding one stream met: packets read, packets the decoder rejected."""
+
+    packets: int = 0
+    bad: int = 0
+    bad_seconds: float = 0.0
+
+
+def _single_threaded(ctx):
+    """Decode in the calling thread. FFmpeg's own decoder threads would make a process that forks a
+    pool while a decoder object is still alive (e.g. held by a caught error's traceback) hang: the
+    child inherits the decoder but not its threads, and freeing it there waits for them forever.
+    One thread per decoder is also what a pool of decoding workers wants (as decord's num_threads=1)."""
+    ctx.thread_count = 1
+    ctx.thread_type = "NONE"
+    return ctx
+
+
+@dataclass(frozen=True)
+class _Gap:
+    """Stands in for a damaged packet's frames: ``seconds`` of the stream are missing."""
+
+    seconds: float
+
+
+def _decoded(c, stream, tally: _Tally):
+    """The frames of ``stream``, with a :class:`_Gap` for each packet the decoder rejects — skipped,
+    as the ffmpeg tool does, instead of failing the whole file on one damaged packet."""
+    import av
+
+    ctx = _single_threaded(stream.codec_context)
+    for packet in c.demux(stream):
+        if not packet.size:  # the demuxer's end-of-stream marker
+            continue
+        tally.packets += 1
+        try:
+            frames = ctx.decode(packet)
+        except av.FFmpegError:
+            tally.bad += 1
+            seconds = float(packet.duration * packet.time_base) if packet.duration and packet.time_base else 0.0
+            tally.bad_seconds += seconds
+            yield _Gap(seconds)
+            continue
+        yield from frames
+    try:
+        yield from ctx.decode(None)  # frames the decoder still holds
+    except av.FFmpegError:
+        pass
+
+
+def _check_loss(path, what: str, tally: _Tally, notes: list | None) -> None:
+    """Refuse a stream that lost more than MAX_LOST_SHARE of its packets; note a smaller loss."""
+    if not tally.bad:
+        return
+    if tally.bad > MAX_LOST_SHARE * tally.packets:
+        raise CorruptMediaError(path, f"{what} stream cannot be decoded: {tally.bad} of its {tally.packets} packets "
+                                      "are damaged (re-encode or replace the file)")
+    _tell(path, notes, f"skipped {tally.bad} damaged {what} packet{'s' * (tally.bad > 1)} of {tally.packets} "
+                       f"({tally.bad_seconds:.2f} s)")
+
+
+def _check_length(path, what: str, got: float, declared: float, notes: list | None) -> None:
+    """Compare the decoded length with the header's: a cut-off stream ends quietly in FFmpeg."""
+    missing = declared - got
+    if missing <= max(0.1, 0.02 * declared):  # codec padding and rounding
+        return
+    text = f"file is truncated: its {what} stops at {got:.2f} s of {declared:.2f} s"
+    if missing > MAX_LOST_SHARE * declared:
+        raise CorruptMediaError(path, text + " (incomplete download or copy?)")
+    _tell(path, notes, text + "; the rest was used")
+
+
+def _decode_audio(c, stream, sample_rate: int, limit: int | None, tally: _Tally) -> np.ndarray:
     import av
 
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     chunks, n = [], 0
-    for frame in c.decode(stream):
-        for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray().reshape(-1))
-            n += len(chunks[-1])
+    for frame in _decoded(c, stream, tally):
+        # A damaged packet becomes silence of its length, so later audio keeps its time.
+        outs = [np.zeros(int(round(frame.seconds * sample_rate)), np.float32)] if isinstance(frame, _Gap) else \
+            [o.to_ndarray().reshape(-1) for o in resampler.resample(frame)]
+        chunks += outs
+        n += sum(len(o) for o in outs)
         if limit and n >= limit:
             return np.concatenate(chunks)[:limit].astype(np.float32)
     for out in resampler.resample(None):
@@ -361,44 +467,63 @@ def _decode_audio(c, stream, sample_rate: int, limit: int | None) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
-def read_audio(path: str | os.PathLike, sample_rate: int = 16_000, max_seconds: float | None = None) -> np.ndarray:
+def read_audio(path: str | os.PathLike, sample_rate: int = 16_000, max_seconds: float | None = None,
+               notes: list | None = None) -> np.ndarray:
     """Decode the audio track (the first ``max_seconds`` of it, if given) as mono float32 at
-    ``sample_rate`` (resampled if needed)."""
+    ``sample_rate`` (resampled if needed).
+
+    Damaged packets are skipped (as silence) and a file cut short is read as far as it goes, as long
+    as no more than :data:`MAX_LOST_SHARE` of the stream is lost — more raises CorruptMediaError.
+    What was worked around goes into ``notes`` (a list), or is issued as a :class:`MediaWarning`.
+    """
     import av
 
     limit = int(max_seconds * sample_rate) if max_seconds else None
+    tally = _Tally()
     with _open(path) as c:
         if not c.streams.audio:
             raise NoAudioError(path, "no audio stream")
         stream = c.streams.audio[0]
         try:
-            wave = _decode_audio(c, stream, sample_rate, limit)
-        except av.FFmpegError as exc:
+            wave = _decode_audio(c, stream, sample_rate, limit, tally)
+        except av.FFmpegError as exc:  # the container itself fails (the decoder's errors are skipped)
             raise _decode_error(path, "audio stream cannot be decoded", exc) from exc
-        # FFmpeg ends a cut-off stream quietly; MP4 headers give exact lengths to compare with
-        # (other formats' are estimates, e.g. VBR mp3, so they are not checked).
+        # MP4 headers give exact lengths to compare with (other formats' are estimates, e.g. VBR mp3).
         declared = _declared_seconds(stream) if "mp4" in c.format.name else 0.0
-    if not len(wave):
-        raise CorruptMediaError(path, "audio stream decodes to no samples")
-    got = len(wave) / sample_rate
-    if len(wave) != limit and got < 0.9 * declared:
-        raise CorruptMediaError(path, f"file is truncated: its audio stops at {got:.2f} s of {declared:.2f} s "
-                                      "(incomplete download or copy?)")
+    if len(wave) == limit:  # stopped early on purpose: nothing to compare
+        return wave
+    if not len(wave) or tally.bad == tally.packets:
+        raise CorruptMediaError(path, "audio stream decodes to no samples"
+                                + (f": all {tally.packets} packets are damaged" if tally.bad else ""))
+    # Truncation first: a cut-off file's last packet is damaged too, but "truncated" says what happened.
+    _check_length(path, "audio", len(wave) / sample_rate, declared, notes)  # damaged packets count as present
+    _check_loss(path, "audio", tally, notes)
     return wave
 
 
-def read_frames(path: str | os.PathLike, indices=None, size: int | None = None) -> np.ndarray:
-    """RGB uint8 frames (N, H, W, 3) at ``indices`` (all when None) by decord random access."""
+def read_frames(path: str | os.PathLike, indices=None, size: int | None = None, *, positions=None,
+                notes: list | None = None) -> np.ndarray:
+    """RGB uint8 frames (N, H, W, 3), upright (a rotation in the file's metadata is applied), by decord
+    random access: those at ``indices`` (all when both are None), or at ``positions`` — fractions of
+    the video's length in [0, 1], resolved against the frames that actually decode, so a header that
+    over-claims frames (common in AVI) does not matter."""
     _check_file(path)
     decord = _decord()
+    frames = None
     with _quiet_stderr():
-        vr = _video_reader(path, size)
-        idx = _frame_indices(path, len(vr), indices)
         try:
-            return vr.get_batch(idx).asnumpy()
-        except (decord.DECORDError, RuntimeError) as exc:
-            failure = exc
-    return _read_frames_fallback(path, idx, size, failure)
+            vr = _video_reader(path, size)
+        except CorruptMediaError as exc:  # PyAV decodes more kinds of damage (and stills named .mp4) than decord
+            vr, failure = None, exc
+        if vr is not None:
+            idx = _frame_indices(path, len(vr), indices, positions)
+            try:
+                frames = vr.get_batch(idx).asnumpy()
+            except (decord.DECORDError, RuntimeError) as exc:
+                failure = exc
+    if frames is None:  # decord applies the display matrix itself; PyAV's frames are as stored
+        frames = _upright(_read_frames_fallback(path, indices, positions, size, failure, notes), _rotation(path))
+    return frames
 
 
 def _video_reader(path, size: int | None):
@@ -413,9 +538,11 @@ def _video_reader(path, size: int | None):
         raise _decode_error(path, "video stream cannot be opened", exc) from exc
 
 
-def _frame_indices(path, n: int, indices) -> list[int]:
+def _frame_indices(path, n: int, indices, positions=None) -> list[int]:
     if n == 0:
         raise TooShortError(path, "video has no frames")
+    if positions is not None:
+        return [int(min(max(float(p), 0.0), 1.0) * (n - 1) + 0.5) for p in positions]  # 0.5 → n // 2, as before
     idx = list(range(n)) if indices is None else [int(i) for i in indices]
     bad = [i for i in idx if not 0 <= i < n]
     if bad:
@@ -423,30 +550,87 @@ def _frame_indices(path, n: int, indices) -> list[int]:
     return idx
 
 
-def _read_frames_fallback(path, idx: list[int], size: int | None, failure: BaseException) -> np.ndarray:
+def _read_frames_fallback(path, indices, positions, size: int | None, failure: BaseException,
+                          notes: list | None) -> np.ndarray:
     # decord 0.6 mis-copies frames whose RGB row is not aligned the way it expects (e.g. 48 px
-    # wide); PyAV decodes those correctly, and raises CorruptMediaError if the file is bad.
-    frames = read_frames_pyav(path)
-    if idx and max(idx) >= len(frames):
-        raise _decode_error(path, f"frame {max(idx)} cannot be decoded", failure)
+    # wide) and gives up on a damaged packet; PyAV decodes those, skipping what it cannot.
+    frames = _decode_video(path, notes, failure)
+    if indices is not None and positions is None and max(indices, default=0) >= len(frames):
+        raise _decode_error(path, f"frame {max(indices)} cannot be decoded", failure)
+    idx = _frame_indices(path, len(frames), indices, positions)
     if size:
         import cv2
 
-        frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+        return np.stack([cv2.resize(frames[i], (size, size), interpolation=cv2.INTER_AREA) for i in idx])
     return frames[idx]
 
 
-def read_frames_pyav(path: str | os.PathLike) -> np.ndarray:
-    """All frames as RGB uint8 by sequential PyAV decoding (the benchmark's reference decoder)."""
+def _decode_video(path, notes: list | None, failure: BaseException | None = None) -> np.ndarray:
+    """Every decodable frame by sequential PyAV decoding, damaged packets skipped (within limits)."""
+    frames = []
+    _each_video_frame(path, notes, lambda f: frames.append(f.to_ndarray(format="rgb24")), failure)
+    return np.stack(frames)
+
+
+def _each_video_frame(path, notes: list | None, use, failure: BaseException | None = None) -> int:
+    """Decode the video stream front to back, calling ``use(frame)`` on each decodable frame; the
+    number of frames. Too many damaged packets, or a cut-off MP4, raise CorruptMediaError."""
     import av
 
+    tally, n = _Tally(), 0
     with _open(path) as c:
         if not c.streams.video:
             raise NoVideoError(path, "no video stream")
+        vs = c.streams.video[0]
         try:
-            frames = [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+            for frame in _decoded(c, vs, tally):
+                if not isinstance(frame, _Gap):
+                    use(frame)
+                    n += 1
         except av.FFmpegError as exc:
             raise _decode_error(path, "video stream cannot be decoded", exc) from exc
-    if not frames:
+        declared = vs.frames if "mp4" in c.format.name else 0  # AVI headers often over-claim; MP4's index is exact
+        fps = float(vs.average_rate or 0)
+    if not n:
+        if isinstance(failure, MediaError):
+            raise failure
+        if failure is not None:
+            raise _decode_error(path, "video stream cannot be decoded", failure)
         raise TooShortError(path, "video has no frames")
-    return np.stack(frames)
+    if declared and fps:
+        _check_length(path, "video", (n + tally.bad) / fps, declared / fps, notes)  # damaged packets count as present
+    _check_loss(path, "video", tally, notes)
+    return n
+
+
+def read_frames_pyav(path: str | os.PathLike, notes: list | None = None) -> np.ndarray:
+    """All frames as RGB uint8 by sequential PyAV decoding (the benchmark's reference decoder)."""
+    return _decode_video(path, notes)
+
+
+def _rotation(path) -> int:
+    """Counter-clockwise quarter turns that make the video upright (from its display matrix; phones
+    record portrait video as landscape frames plus this), 0 when none."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                return 0
+            _single_threaded(c.streams.video[0].codec_context)
+            frame = next(c.decode(video=0), None)
+    except av.FFmpegError:
+        return 0
+    return int(round(getattr(frame, "rotation", 0) or 0) // 90) % 4 if frame is not None else 0
+
+
+def _upright(frames: np.ndarray, quarter_turns: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(frames, quarter_turns, axes=(1, 2))) if quarter_turns else frames
+
+
+def check_decodes(path: str | os.PathLike, notes: list | None = None) -> dict:
+    """Decode every audio sample and every frame of ``path`` (``avlab scan --deep``), holding one
+    frame at a time: {"frames", "seconds"} decoded, or the MediaError that stops it."""
+    wave = read_audio(path, notes=notes)
+    return {"frames": _each_video_frame(path, notes, lambda f: f.to_ndarray(format="rgb24")),
+            "seconds": round(len(wave) / 16_000, 3)}

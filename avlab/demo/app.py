@@ -9,14 +9,15 @@ included — from a private temporary folder; requests go through a queue with a
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from avlab.demo.card import card_markdown, card_metrics, card_status
+from avlab.demo.card import card_markdown, card_metrics, card_status, headline_markdown, trained_on_markdown
 from avlab.demo.inputs import Limits
-from avlab.demo.widgets import MediaFiles, friendly
+from avlab.demo.widgets import MediaFiles, friendly, quiet_refusals
 from avlab.registry import TASKS
 from avlab.runs import load_config
 
@@ -46,10 +47,13 @@ def build_app(run: str | os.PathLike, tabs):
 
     @friendly
     def run_card():
-        return card_markdown(run), card_metrics(run), card_status(run)
+        return (f"{card_markdown(run)}\n\n{trained_on_markdown(run)}\n\n{headline_markdown(run)}", card_metrics(run),
+                card_status(run))
 
     with gr.Blocks(title=f"avlab demo · {run.name}", delete_cache=(1800, 3600)) as app:
         gr.Markdown(f"## avlab · run `{run.name}` ({cfg.method}, task {cfg.task})\n{tabs.intro}")
+        # Before any ranking: what the model learnt from and how good it measured (honest by default).
+        gr.Markdown(f"{trained_on_markdown(run)}\n\n{headline_markdown(run)}", elem_id="avlab-honesty")
         tabs.render(MediaFiles())
         with gr.Tab("Run card"):
             md, metrics, status = run_card()
@@ -57,7 +61,21 @@ def build_app(run: str | os.PathLike, tabs):
             card_table = gr.Dataframe(metrics, label="Protocol metrics", interactive=False)
             card_note = gr.Markdown(status)
             gr.Button("Reload from eval.json").click(run_card, [], [card_md, card_table, card_note], api_name="run_card")
+    for block in app.blocks.values():  # every input, whichever task made it
+        if isinstance(block, gr.components.Component):
+            quiet_refusals(block)
     return app
+
+
+def log_to_stderr(level: int = logging.INFO) -> None:
+    """The server's log: avlab's own lines (one per refused request, tracebacks of our failures), one
+    line each with a time; other libraries keep their defaults (no per-request HTTP lines)."""
+    logger = logging.getLogger("avlab")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def launch(run: str | os.PathLike, tabs, options: ServeOptions = ServeOptions(), limits: Limits = Limits(),

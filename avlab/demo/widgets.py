@@ -20,8 +20,8 @@ log = logging.getLogger("avlab.demo")
 
 
 def friendly(fn):
-    """Turn any failure into a one-line message in the page: the user's fault says what to fix,
-    ours says to look at the server log (where the traceback goes)."""
+    """Turn any failure into a one-line message in the page: the user's fault says what to fix (and
+    is one line in the server log), ours says to look at the server log (where the traceback goes)."""
     import gradio as gr
 
     @functools.wraps(fn)
@@ -31,6 +31,7 @@ def friendly(fn):
         except gr.Error:
             raise
         except UploadError as exc:
+            log.info("request refused: %s", exc)  # an expected user error: one line, no traceback
             # Gradio renders the message as HTML and it may quote a file name: escape it.
             raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
         except Exception:
@@ -39,6 +40,26 @@ def friendly(fn):
                            print_exception=False) from None
 
     return wrapper
+
+
+def quiet_refusals(component):
+    """Make Gradio's own refusal of an input (a wrong file type, checked in the component's
+    ``preprocess`` before our handler runs) one line in the server log instead of a traceback: Gradio
+    prints the traceback of every ``gr.Error`` whose ``print_exception`` is set, and sets it there."""
+    import gradio as gr
+
+    preprocess = component.preprocess
+
+    def refusing_quietly(*args, **kwargs):
+        try:
+            return preprocess(*args, **kwargs)
+        except gr.Error as exc:
+            exc.print_exception = False
+            log.info("request refused: %s", exc.message)
+            raise
+
+    component.preprocess = refusing_quietly  # on this instance only: the class stays Gradio's
+    return component
 
 
 def upload_paths(files) -> list[str]:

@@ -16,7 +16,13 @@ def _caption(rank: int, ranking: Ranking, k: int) -> str:
     return f"{rank}. {score:.3f}{mark} · {item.name}"
 
 
-def _summary(ranking: Ranking) -> str:
+AT_CHANCE = ("⚠ **This run is not better than chance** on unseen identities (see the run card): read this "
+             "ranking as a random order.")
+
+
+def _summary(ranking: Ranking, at_chance: bool = False) -> str:
+    """Warnings first (out of domain, a run at chance), each its own paragraph; then the result and notes."""
+    warnings = [f"**{w}**" for w in ranking.warnings] + ([AT_CHANCE] if at_chance else [])
     lines = []
     if ranking.query.identity:
         where = ranking.true_rank
@@ -25,14 +31,18 @@ def _summary(ranking: Ranking) -> str:
     else:
         lines.append("The true match is unknown for uploads.")
     lines += [f"- {n}" for n in ranking.notes]
-    return "\n".join(lines)
+    return "\n\n".join([*warnings, "\n".join(lines)])
 
 
 class VoiceFaceTabs:
     """What the generic demo page asks of a task: an ``intro`` line and ``render(files)``."""
 
     def __init__(self, matcher: Matcher):
+        from avlab.demo.card import headline
+
         self.matcher = matcher
+        measured = headline(matcher.run)
+        self.at_chance = bool(measured and measured["beats_chance"] is False)
         no_test = f"*{matcher.missing_test_set}*" if matcher.missing_test_set else ""
         self.intro = (f"voice–face matching. Test clips are of identities the model never saw in training. "
                       f"Uploads go through the training preprocessing (face frame, log-mel). {no_test}")
@@ -49,7 +59,11 @@ class VoiceFaceTabs:
         def voice_to_face(test_clip, voice, faces):
             ranking = matcher.voice_to_face(voice or None, test_clip, upload_paths(faces))
             gallery = [(files.image(it), _caption(r, ranking, r - 1)) for r, it in enumerate(ranking.items, 1)]
-            return files.audio(ranking.query, sr), gallery, ranking.rows(), _summary(ranking)
+            return files.audio(ranking.query, sr), gallery, ranking.rows(), _summary(ranking, self.at_chance)
+
+        @friendly
+        def picked_face(test_clip):  # a thumbnail beside the picker (not in voice → face: it would give the answer)
+            return files.image(matcher.test_item(test_clip, "face")) if test_clip and matcher.ds is not None else None
 
         @friendly
         def face_to_voice(test_clip, face, voices):
@@ -61,7 +75,7 @@ class VoiceFaceTabs:
                                              label=_caption(k + 1, ranking, k), visible=True))
                 else:
                     players.append(gr.update(value=None, visible=False))
-            return (files.image(ranking.query), ranking.rows(), *players, _summary(ranking))
+            return (files.image(ranking.query), ranking.rows(), *players, _summary(ranking, self.at_chance))
 
         face_types, voice_types = list(FACE_EXTS), list(VOICE_EXTS)
         with gr.Tab("Voice → Face"):
@@ -86,6 +100,8 @@ class VoiceFaceTabs:
             with gr.Row():
                 with gr.Column(scale=1):
                     fv_clip = gr.Dropdown(choices, value=first, label="Face: a test clip")
+                    fv_thumb = gr.Image(value=picked_face(first), label="The picked clip's face", interactive=False,
+                                        height=96, show_label=True)
                     fv_face = gr.File(file_types=face_types,
                                       label="…or your own face: an image or a video (used instead of the test clip)")
                     fv_voices = gr.File(file_count="multiple", file_types=voice_types,
@@ -98,6 +114,7 @@ class VoiceFaceTabs:
                     fv_players = [gr.Audio(label=f"{k + 1}.", interactive=False, visible=False)
                                   for k in range(TOP_VOICES)]
                     fv_notes = gr.Markdown()
+            fv_clip.change(picked_face, [fv_clip], [fv_thumb], api_name=False)
             fv_go.click(face_to_voice, [fv_clip, fv_face, fv_voices], [fv_seen, fv_table, *fv_players, fv_notes],
                         api_name="face_to_voice")
 

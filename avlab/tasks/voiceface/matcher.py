@@ -7,6 +7,12 @@ mirror image), exactly as ``avlab eval`` computes them.
 
 The test gallery comes from the run's dataset: the ``unseen_unheard`` identities (never seen in
 training), one gallery clip per identity plus a few query clips, preferably from other videos.
+
+An upload is marked *out of domain* when nothing the model has embedded resembles it: its cosine
+similarity to its nearest clip of the same modality (every clip of the run's evaluation, from its
+``embeddings.npz``, else the demo's test clips) is below what :data:`OOD_QUANTILE` of those clips
+reach with their nearest clip *of another identity* — a stand-in for a new speaker of the kind the
+model knows. Real photos and recordings shown to a model trained on synthetic faces fall far below.
 """
 from __future__ import annotations
 
@@ -22,6 +28,8 @@ from avlab.demo.inputs import Limits, UploadError, read_face, read_voice, voice_
 from avlab.tasks.voiceface.protocol import embed_dataset, embed_faces, embed_voices
 
 TEST_SPLIT = "unseen_unheard"
+OOD_QUANTILE = 0.01  # an upload less like the run's clips than 99 % of them are to another identity
+OOD_REFERENCE = 2000  # at most this many clips set the threshold (an N × N similarity)
 
 
 @dataclass
@@ -35,6 +43,7 @@ class Item:
     wave: np.ndarray | None = None  # 16 kHz mono float32
     note: str = ""
     key: str | None = None  # the clip path of a test clip: same key, same media
+    warning: str = ""  # e.g. out of domain: shown first
 
 
 @dataclass
@@ -43,6 +52,7 @@ class Ranking:
     items: list[Item]  # best first
     scores: np.ndarray  # cosine similarity, same order
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def is_match(self, item: Item) -> bool:
         """Same identity as the query (known only when both are test clips)."""
@@ -113,11 +123,21 @@ class Matcher:
         self.voice_emb, self.face_emb = embed_dataset(self.method, self.ds, self.n_voice_crops, progress=progress)
 
     def test_clip_choices(self) -> list[tuple[str, str]]:
-        """(label, clip path) of each query clip, for a picker."""
+        """(label, clip path) of each query clip, for a picker: "Speaker 3 · recording 2, clip 1 · 4.2 s
+        (id00012)" — speakers numbered as in the gallery, recordings and clips within the speaker."""
+        speakers = {self.ds.clips[i].identity: k for k, i in enumerate(self.gallery, 1)}
+        videos: dict[str, list[str]] = {}
+        for c in sorted(self.ds.clips, key=lambda c: c.path):
+            videos.setdefault(c.identity, [])
+            if c.video not in videos[c.identity]:
+                videos[c.identity].append(c.video)
         out = []
         for i in self.queries:
             c = self.ds.clips[i]
-            out.append((f"{c.identity} · {c.video}/{c.utt}", c.path))
+            seconds = len(self.ds.audio(i)) / self.mel.sample_rate
+            label = (f"Speaker {speakers.get(c.identity, '?')} · recording {videos[c.identity].index(c.video) + 1}, "
+                     f"clip {c.utt.lstrip('0') or '0'} · {seconds:.1f} s ({c.identity})")
+            out.append((label, c.path))
         return out
 
     def _test_index(self, path: str) -> int:
@@ -125,6 +145,10 @@ class Matcher:
             if self.ds.clips[i].path == path:
                 return i
         raise UploadError(f"{path!r} is not one of this demo's test clips")
+
+    def test_item(self, path: str, modality: str) -> Item:
+        """The query clip at ``path`` (one of :meth:`test_clip_choices`) as a ``modality`` item."""
+        return self._test_item(self._test_index(path), modality)
 
     def _test_item(self, i: int, modality: str) -> Item:
         c = self.ds.clips[i]
@@ -137,14 +161,47 @@ class Matcher:
         wave, note = read_voice(path, self.limits, self.mel.sample_rate)
         mels = voice_mels(wave, self.task_cfg.crop_seconds, self.n_voice_crops, self.mel)
         emb = embed_voices(self.method, mels[None])[0].numpy()
-        return Item(Path(path).name, emb, wave=wave, note=note)
+        name = Path(path).name
+        return Item(name, emb, wave=wave, note=note, warning=self.domain_warning(name, emb, "voice"))
 
     def face_item(self, path: str | os.PathLike) -> Item:
         from avlab.data.voxceleb import frame_to_tensor
 
         face, note = read_face(path, self.task_cfg.face_size, self.limits)
         emb = embed_faces(self.method, frame_to_tensor(face)[None])[0].numpy()
-        return Item(Path(path).name, emb, face=face, note=note)
+        name = Path(path).name
+        return Item(name, emb, face=face, note=note, warning=self.domain_warning(name, emb, "face"))
+
+    # --- out of domain --------------------------------------------------------------------------
+    def domain_warning(self, name: str, embedding: np.ndarray, modality: str) -> str:
+        """A warning when ``embedding`` is out of domain (see the module's docstring), else ""."""
+        reference = self._domain().get(modality)
+        if reference is None:
+            return ""
+        clips, threshold = reference
+        nearest = float((clips @ embedding).max())
+        if nearest >= threshold:
+            return ""
+        return (f"⚠ {name!r} is out of domain: its nearest {modality} among the {len(clips)} clips the model was "
+                f"evaluated on has similarity {nearest:.2f}, below {threshold:.2f} (what {1 - OOD_QUANTILE:.0%} of "
+                f"those clips reach with another identity's nearest clip); its scores here mean little.")
+
+    def _domain(self) -> dict:
+        """{modality: (reference embeddings, threshold)}, computed once."""
+        if getattr(self, "_domain_cache", None) is None:
+            self._domain_cache = {m: _threshold(emb, ids) for m, (emb, ids) in self._reference().items()}
+        return self._domain_cache
+
+    def _reference(self) -> dict:
+        """{modality: (embeddings, identities)} of the run's evaluation clips, or of the demo's test clips."""
+        path = self.run / "embeddings.npz"
+        if path.exists():
+            with np.load(path) as data:
+                return {m: (data[m], data["identity"]) for m in ("voice", "face")}
+        if self.ds is None:
+            return {}
+        ids = np.array([c.identity for c in self.ds.clips])
+        return {"voice": (self.voice_emb, ids), "face": (self.face_emb, ids)}
 
     def _query(self, upload, test_clip: str | None, modality: str) -> Item:
         if upload:
@@ -153,7 +210,7 @@ class Matcher:
             raise UploadError(f"give a {modality}: pick a test clip or upload one")
         if self.ds is None:
             raise UploadError(f"no test clips ({self.missing_test_set}); upload a {modality}")
-        return self._test_item(self._test_index(test_clip), modality)
+        return self.test_item(test_clip, modality)
 
     def _gallery(self, uploads, modality: str) -> list[Item]:
         if uploads:
@@ -172,7 +229,8 @@ class Matcher:
         scores = np.stack([g.embedding for g in gallery]) @ query.embedding
         order = np.argsort(-scores, kind="stable")
         notes = [x.note for x in [query, *gallery] if x.note]
-        return Ranking(query, [gallery[i] for i in order], scores[order], notes)
+        return Ranking(query, [gallery[i] for i in order], scores[order], notes,
+                       [x.warning for x in [query, *gallery] if x.warning])
 
     @torch.no_grad()
     def voice_to_face(self, voice=None, test_clip: str | None = None, faces=None) -> Ranking:
@@ -183,3 +241,15 @@ class Matcher:
     def face_to_voice(self, face=None, test_clip: str | None = None, voices=None) -> Ranking:
         """Voices (uploads, or the test gallery) ranked for a face (an upload, or a test clip)."""
         return self.rank(self._query(face, test_clip, "face"), self._gallery(voices, "voice"))
+
+
+def _threshold(emb: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(reference, the OOD_QUANTILE of each clip's similarity to its nearest clip of another identity);
+    None with fewer than two identities."""
+    if len(set(identities.tolist())) < 2:
+        return None
+    keep = np.random.default_rng(0).permutation(len(emb))[:OOD_REFERENCE]
+    emb, identities = np.asarray(emb[keep], np.float32), identities[keep]
+    sims = emb @ emb.T
+    sims[identities[:, None] == identities[None, :]] = -np.inf
+    return emb, float(np.quantile(sims.max(axis=1), OOD_QUANTILE))
