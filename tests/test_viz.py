@@ -96,3 +96,133 @@ def test_sweep_figure_marks_failures():
                           "matching_1to2/v2f/U": [0.6, np.nan]})
     fig = sweep_figure(table, "matching_1to2/v2f/U", "method")
     assert any("failed" in t.get_text() for t in fig.axes[0].texts)
+
+
+# --- inline media, interactive figures ---------------------------------------------------------------
+def _payload(markup: str) -> bytes:
+    import base64
+
+    return base64.b64decode(markup.split("base64,")[-1].split('"')[0])
+
+
+def _first_clip(root):
+    return pd.read_csv(root / "meta.csv").path.iloc[0]
+
+
+def test_media_html_embeds_decodable_images_sound_and_video(tiny_set):
+    import io
+
+    import av
+    import cv2
+    import soundfile as sf
+
+    from avlab.viz import media
+
+    img = media.img_html(np.full((10, 20, 3), 200, np.uint8), width=40)
+    assert img.startswith("<img") and cv2.imdecode(np.frombuffer(_payload(img), np.uint8), 1).shape == (10, 20, 3)
+    wav = media.audio_html(np.zeros(1600, np.float32))
+    assert "<audio controls" in wav and sf.read(io.BytesIO(_payload(wav)))[0].shape == (1600,)
+    clip = _first_clip(tiny_set)
+    voice = media.clip_audio_html(tiny_set, clip, max_seconds=1.0)
+    with av.open(io.BytesIO(_payload(voice))) as c:  # the clip's own AAC, cut, no video
+        assert [s.type for s in c.streams] == ["audio"] and c.duration / 1e6 <= 1.2
+    video = media.video_html(tiny_set / clip, max_bytes=0, max_seconds=1.0)  # forced to trim
+    assert "<video controls" in video and 'poster="data:image/png;base64,' in video
+    with av.open(io.BytesIO(_payload(video))) as c:
+        assert {s.type for s in c.streams} == {"video", "audio"} and c.duration / 1e6 <= 1.2
+    full = media.video_html(tiny_set / clip, poster=False)
+    assert _payload(full) == (tiny_set / clip).read_bytes()  # small clips travel as they are
+
+
+def test_data_tour_media_and_readable_labels(tiny_set):
+    from avlab.viz import data_tour as tour
+
+    meta = tour.load_meta(tiny_set)
+    speakers = tour.speakers_html(tiny_set, meta, 4)
+    assert speakers.count("<img") == 4 and speakers.count("<audio") == 4
+    assert "female" in speakers and "male" in speakers  # alternating genders, spelled out
+    assert tour.clips_html(tiny_set, meta, 2).count("<video") == 2
+    fig = tour.attribute_figure(meta)
+    assert {t.get_text() for t in fig.axes[0].get_xticklabels()} == {"female", "male"}
+
+
+def test_metric_labels_are_readable():
+    from avlab.viz.report import metric_label
+
+    assert metric_label("matching_1to2/v2f/U") == "1:2 matching · voice→face · U"
+    assert metric_label("verification/G/auc") == "verification · G (same gender) · AUC"
+    assert metric_label("retrieval_map/f2v") == "retrieval mAP · face→voice"
+
+
+def test_comparison_plot_has_intervals_chance_and_oracle(tiny_cmpc_run):
+    from avlab.eval.tree import flatten
+    from avlab.viz import report
+
+    saved = json.loads((tiny_cmpc_run / "eval.json").read_text())
+    fig = report.comparison_plot([tiny_cmpc_run])
+    assert [t.name for t in fig.data] == ["cmpc", "chance", "oracle"]
+    bars = fig.data[0]
+    keys = [m for m in report.task_of(saved).key_metrics if not m.endswith("eer")]
+    assert list(bars.x) == [report.metric_label(m) for m in keys]
+    value, ci = flatten(saved["metrics"]["unseen_unheard"]), flatten(saved["ci"]["unseen_unheard"])
+    m = keys[0]
+    assert bars.y[0] == pytest.approx(value[m])
+    assert bars.error_y.array[0] == pytest.approx(ci[m][1] - value[m])
+    assert bars.error_y.arrayminus[0] == pytest.approx(value[m] - ci[m][0])
+    assert "cmpc" in bars.hovertemplate and "95 % CI" in bars.hovertemplate
+    assert fig.data[1].y[0] == pytest.approx(flatten(saved["chance"]["unseen_unheard"])[m])
+
+
+def test_curves_overlay_runs_with_hover(tiny_cmpc_run, tmp_path):
+    import shutil
+
+    from avlab.viz import report
+
+    other = tmp_path / "again" / "cmpc"  # same folder name: told apart by the parent
+    shutil.copytree(tiny_cmpc_run, other, ignore=shutil.ignore_patterns("tb", "umap"))
+    runs = [tiny_cmpc_run, other]
+    names = report.run_names(runs)
+    assert names[1] == "again/cmpc" and len(set(names)) == 2
+    loss = report.loss_plot(runs)
+    assert {t.legendgroup for t in loss.data} == set(names)
+    assert all(t.name.split(" · ")[0] in t.hovertemplate for t in loss.data)
+    curve = report.matching_curve_plot(runs)
+    assert {t.name for t in curve.data} >= set(names) | {"chance", "oracle"}
+    roc, pr = evaluate.roc_plot(runs), evaluate.pr_plot(runs)
+    assert all(len(t.x) <= 400 for t in roc.data + pr.data)
+
+
+def test_ranking_examples_show_faces_and_play_voices(tiny_cmpc_run):
+    v2f = evaluate.ranking_examples(tiny_cmpc_run, n_queries=2, top_k=3, direction="v2f")
+    assert v2f.count("<audio") == 2 and v2f.count("<img") == 2 * 3
+    assert v2f.count("✓") + v2f.count("✗") == 2 * 3 + 1  # + the legend's ✓
+    f2v = evaluate.ranking_examples(tiny_cmpc_run, n_queries=2, top_k=3, direction="f2v")
+    assert f2v.count("<img") == 2 and f2v.count("<audio") == 2 * 3
+
+
+def test_show_displays_a_png_and_writes_the_file(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from avlab.viz import display
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append(obj))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    display.show(fig, tmp_path / "a.png")
+    assert (tmp_path / "a.png").stat().st_size > 1000
+    assert shown and shown[0].data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fig.number not in plt.get_fignums()  # closed: the inline backend will not show it a second time
+
+
+def test_offline_plotly_renderer_leaves_out_js_and_cdn(monkeypatch):
+    import plotly.io as pio
+
+    from avlab.viz import display
+
+    monkeypatch.setattr(display, "_activated", True)  # outside a kernel the JS would go to stdout
+    display.setup()
+    assert pio.renderers.default == f"plotly_mimetype+{display.RENDERER}"
+    bundle = pio.renderers[display.RENDERER].to_mimebundle(go.Figure(go.Bar(y=[1])).to_dict())
+    markup = bundle["text/html"]
+    assert "plotly-graph-div" in markup and "<script src=" not in markup and len(markup) < 20_000

@@ -1,7 +1,9 @@
 """Writes the committed notebooks from the cell sources below (outputs empty, `parameters` tagged).
 
 Edit here and re-run `python tools/make_notebooks.py`, or edit in JupyterLab and clear outputs;
-tests/test_notebooks.py checks that committed notebooks carry no outputs.
+tests/test_notebooks.py checks that committed notebooks carry no outputs. Cells of kind "fig" are
+tagged `figure`: the tests require each of them, executed, to show at least one image, plotly
+figure or media element, in the notebook and in its HTML export.
 """
 from pathlib import Path
 
@@ -21,6 +23,8 @@ def notebook(cells):
             cell = nbf.v4.new_code_cell(src.strip())
             if kind == "params":
                 cell.metadata["tags"] = ["parameters"]
+            elif kind == "fig":
+                cell.metadata["tags"] = ["figure"]
             nb.cells.append(cell)
     for i, c in enumerate(nb.cells):
         c["id"] = f"cell-{i:02d}"
@@ -39,36 +43,44 @@ the true latents under the generator's own noise (the ceiling for learned models
 data_dir = "data/talking-faces-quick"  # a talking-faces set (avlab synth talking-faces --out …)
 out_dir = "runs/data-tour"             # figures and tables are written here
 n_identities = 6                       # rows of the face grid
+n_speakers = 6                         # faces with voice players
+n_videos = 3                           # clips embedded as video (each ~40 kB at 64 px)
+video_seconds = 3.0                    # longer clips are cut (remuxed) to this
 """),
     ("code", """
 from pathlib import Path
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from IPython.display import display
 from avlab.viz import data_tour as tour
+from avlab.viz.display import html, show
 
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 meta = tour.load_meta(data_dir)
 print(f"{meta.identity.nunique()} identities, {len(meta)} clips, {meta.duration.sum()/60:.1f} min of speech")
 display(meta.head())
 """),
+    ("md", "## Meet the speakers: a face and a voice each"),
+    ("fig", """
+html(tour.speakers_html(data_dir, meta, n_speakers))
+"""),
+    ("md", "## A few clips, with sound"),
+    ("fig", """
+html(tour.clips_html(data_dir, meta, n_videos, video_seconds))
+"""),
     ("md", "## Faces: a few clips per identity (middle frame)"),
-    ("code", """
-fig = tour.identity_grid(data_dir, meta, n_identities=n_identities)
-fig.savefig(out / "identity_grid.png", dpi=120); plt.show()
+    ("fig", """
+show(tour.identity_grid(data_dir, meta, n_identities=n_identities), out / "identity_grid.png")
 """),
     ("md", "## Voices: a log-mel spectrogram and the per-identity voice parameters"),
-    ("code", """
+    ("fig", """
 clip = meta.path.iloc[0]
-fig = tour.spectrogram_figure(data_dir, clip); fig.savefig(out / "spectrogram.png", dpi=120); plt.show()
+show(tour.spectrogram_figure(data_dir, clip), out / "spectrogram.png")
 voices = tour.voice_params_table(data_dir)
 tour.write_table(voices, out / "voice_params.csv")
-display(voices.groupby("gender")[["f0_hz", "formant_scale", "rate_wpm", "tilt_db_per_octave", "breathiness"]].describe().T.round(2))
+display(tour.readable(voices).groupby("gender")[["f0_hz", "formant_scale", "rate_wpm", "tilt_db_per_octave", "breathiness"]].describe().T.round(2))
 """),
     ("md", "## Lip-sync: mouth opening against the audio envelope"),
-    ("code", """
-fig = tour.lipsync_figure(data_dir, clip); fig.savefig(out / "lipsync.png", dpi=120); plt.show()
+    ("fig", """
+show(tour.lipsync_figure(data_dir, clip), out / "lipsync.png")
 sample = meta.path.head(24)
 r = [tour.lipsync_correlation(data_dir, p) for p in sample]
 lipsync = meta.loc[sample.index, ["path"]].assign(r=r)
@@ -76,8 +88,8 @@ tour.write_table(lipsync, out / "lipsync.csv")
 print(f"mean correlation over {len(r)} clips: {sum(r)/len(r):.2f}")
 """),
     ("md", "## Attributes and splits"),
-    ("code", """
-fig = tour.attribute_figure(meta); fig.savefig(out / "attributes.png", dpi=120); plt.show()
+    ("fig", """
+show(tour.attribute_figure(meta), out / "attributes.png")
 """),
     ("md", """
 ## Oracle: the ceiling under the generator's own noise
@@ -117,15 +129,13 @@ face_size = 64                          # voice-face task option (pixels)
 """),
     ("code", """
 from pathlib import Path
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 from avlab.cli import ensure_profile_set
 from avlab.train import TrainConfig, train, read_metrics
 from avlab.eval.run_eval import evaluate_run
 from avlab.viz import report
+from avlab.viz.display import show
 
 ensure_profile_set(Path(data_dir), profile)
 method_args = {"temperature": temperature}
@@ -139,17 +149,19 @@ resume = Path(out_dir, "checkpoint.safetensors").exists()
 print(("resuming" if resume else "starting"), method, "in", out_dir)
 """),
     ("md", "## Training (the plot updates every epoch)"),
-    ("code", """
+    ("fig", """
 run = train(cfg, resume=resume, on_epoch=report.LiveLossPlot(), progress=False)
-fig = report.loss_figure(run); fig.savefig(Path(run) / "loss.png", dpi=120); plt.show()
+# the live plot saw only this process's epochs: a resumed run also shows its whole curve
+show(report.loss_figure(run), Path(run) / "loss.png", display=resume)
 display(pd.DataFrame(read_metrics(run)).tail(3))
 """),
     ("md", "## Evaluation: unseen-unheard identities, beside chance and the oracle"),
-    ("code", """
+    ("fig", """
 result = evaluate_run(run, progress=False)
 table = report.protocol_table(result)  # the task's headline split and key metrics
 table.to_csv(Path(run) / "protocol_unseen_unheard.csv")
 display(table.round(3))
+show(report.protocol_figure(result), Path(run) / "protocol.png")
 display(report.protocol_table(result, "seen_heard").round(3))
 """),
 ]
@@ -168,36 +180,40 @@ out_dir = "runs/main"
 """),
     ("code", """
 from pathlib import Path
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from IPython.display import display
 from avlab.viz import report
+from avlab.viz.display import setup, show
 
+setup()  # interactive figures; plotly.js is embedded here once, so the HTML export works offline
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 """),
     ("md", "## The task's headline split (for voice-face: unseen-unheard identities)"),
-    ("code", """
+    ("md", "Bars are the runs with their 95 % bootstrap interval over test identities; — is chance, ★ the oracle. Hover for exact values."),
+    ("fig", """
 task = report.task_of_run(runs[0])
 headline = report.comparison_table(runs)  # the task's headline split and key metrics
 headline.to_csv(out / f"report_{task.headline_split}.csv")
-display(headline.round(3))
-fig = report.comparison_figure(headline, task.headline_split)
-fig.savefig(out / f"report_{task.headline_split}.png", dpi=120); plt.show()
+display(report.comparison_text(runs).rename(index=report.metric_label))
+show(report.comparison_figure(headline, task.headline_split), out / f"report_{task.headline_split}.png", display=False)
+report.comparison_plot(runs).show()
 """),
     ("md", "## The other splits (for voice-face: seen-heard, held-out clips of training identities)"),
-    ("code", """
+    ("fig", """
 for split in report.other_splits(runs[0]):
     table = report.comparison_table(runs, split)
     table.to_csv(out / f"report_{split}.csv")
-    print(split); display(table.round(3))
+    display(report.comparison_text(runs, split).rename(index=report.metric_label))
+    report.comparison_plot(runs, split).show()
 """),
-    ("md", "## Curves: 1:N matching (voice-face) and training"),
-    ("code", """
+    ("md", "## 1:N matching (voice-face)"),
+    ("fig", """
 if task.name == "voice-face":
-    fig = report.matching_curve_figure(runs); fig.savefig(out / "report_1toN.png", dpi=120); plt.show()
-for r in runs:
-    report.loss_figure(r); plt.show()
+    show(report.matching_curve_figure(runs), out / "report_1toN.png", display=False)
+    report.matching_curve_plot(runs).show()
+"""),
+    ("md", "## Training curves, all runs overlaid (colour: run, dash: loss term)"),
+    ("fig", """
+report.loss_plot(runs).show()
 """),
 ]
 
@@ -216,23 +232,23 @@ granularity = 0            # index into the granularities, 0 is the coarsest
 modality = "face"          # browse voice or face clusters
 out_dir = "runs/main/cmpc/inspect"
 n_downweighted = 6
+n_clusters_shown = 3       # largest clusters shown as galleries (kept in the HTML export)
+max_members = 8            # faces + voices per gallery
 """),
     ("code", """
 from pathlib import Path
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from IPython.display import HTML, display
+from IPython.display import display
 from avlab.viz import clusters as vc
+from avlab.viz.display import html, show
 
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 rc = vc.load_run_clusters(run)
 print(f"clustering of epoch {rc.epoch}: K = {[len(c) for c in rc.voice.centroids]} over {len(rc.clips)} training clips")
 """),
     ("md", "## Sizes and concentrations"),
-    ("code", """
+    ("fig", """
 sizes = vc.cluster_table(rc, granularity); sizes.to_csv(out / "cluster_sizes.csv", index=False)
-fig = vc.sizes_figure(rc, granularity); fig.savefig(out / "cluster_sizes.png", dpi=120); plt.show()
+show(vc.sizes_figure(rc, granularity), out / "cluster_sizes.png")
 """),
     ("md", "## Clusters against identities and attributes"),
     ("code", """
@@ -241,15 +257,19 @@ display(scores.pivot_table(index=["modality", "k"], columns="against", values="n
 agree = vc.agreement(rc, granularity)
 print(f"voice vs face clusters: NMI {agree['nmi']:.3f}, ARI {agree['ari']:.3f}")
 """),
-    ("md", "## Browse a cluster (face thumbnails, audio players)"),
+    ("md", "## The largest clusters: their faces and voices"),
+    ("fig", """
+html(vc.cluster_galleries(rc, modality, granularity, n_clusters_shown, max_members))
+"""),
+    ("md", "## Browse any cluster (a live widget: needs a running kernel, absent from the HTML export)"),
     ("code", """
-vc.cluster_browser(rc, modality, granularity)
+vc.cluster_browser(rc, modality, granularity, max_members)
 """),
     ("md", "## The clips recalibration down-weights most"),
-    ("code", """
+    ("fig", """
 low = vc.downweighted(rc, n_downweighted)
 low.to_csv(out / "downweighted.csv", index=False)
-display(HTML(vc.gallery_html(rc.data, low, extra=("rho", "weight"))))
+html(vc.gallery_html(rc.data, low, extra=("rho", "weight")))
 """),
 ]
 
@@ -272,12 +292,10 @@ seed = 0
     ("code", """
 import time
 from pathlib import Path
-import plotly.io as pio
 from avlab.viz import umap_view
+from avlab.viz.display import setup
 
-# JupyterLab renders the plotly mimetype; the HTML export needs text/html with plotly.js inline
-# (offline: no CDN), which the "notebook" renderer adds.
-pio.renderers.default = "plotly_mimetype+notebook"
+setup()  # interactive figures; plotly.js is embedded here once, so the HTML export works offline
 
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 t0 = time.time()
@@ -285,13 +303,13 @@ points = umap_view.umap_layout(run, max_points=max_points, seed=seed)
 print(f"{len(points)} points laid out in {time.time() - t0:.1f} s (cached per run after the first time)")
 points.to_csv(out / "umap_points.csv", index=False)
 """),
-    ("code", """
+    ("fig", """
 fig = umap_view.umap_figure(points, color_by, join_identity or None)
 fig.write_json(out / "umap.json")
 fig.write_html(out / "umap.html", include_plotlyjs=True)
 fig
 """),
-    ("md", "## Explore (widgets: colour, voice-face lines, hovered face, selection)"),
+    ("md", "## Explore (live widgets: colour, voice-face lines, hovered face, selection; absent from the HTML export)"),
     ("code", """
 import json
 data_root = json.loads(Path(run, "config.json").read_text())["data"]
@@ -310,32 +328,52 @@ matching curve and retrieval precision-recall.
     ("params", """
 runs = ["runs/main/cid", "runs/main/cmpc"]   # evaluated runs (eval.json, embeddings.npz)
 out_dir = "runs/main/evaluate"
+n_queries = 3              # test queries shown with their nearest matches (faces and voice players)
+top_k = 5                  # matches shown per query
+write_projector = True     # TensorBoard projector of each run's test embeddings (<run>/tb/projector)
 """),
     ("code", """
 from pathlib import Path
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from IPython.display import display
+from avlab import tblog
 from avlab.viz import report, evaluate
+from avlab.viz.display import html, setup, show
 
+setup()  # interactive figures; plotly.js is embedded here once, so the HTML export works offline
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 """),
-    ("md", "## Protocol tables"),
-    ("code", """
+    ("md", "## Protocol: each run beside chance and the oracle, 95 % bootstrap intervals over test identities"),
+    ("fig", """
 for split in ("unseen_unheard", "seen_heard"):
     table = report.comparison_table(runs, split)
     table.to_csv(out / f"protocol_{split}.csv")
-    print(split); display(table.round(3))
+    display(report.comparison_text(runs, split).rename(index=report.metric_label))
+    report.comparison_plot(runs, split).show()
 """),
     ("md", "## ROC curves (verification U and G)"),
-    ("code", """
-fig = evaluate.roc_figure(runs); fig.savefig(out / "roc.png", dpi=120); plt.show()
+    ("fig", """
+show(evaluate.roc_figure(runs), out / "roc.png", display=False)
+evaluate.roc_plot(runs).show()
 """),
     ("md", "## 1:N matching and retrieval precision-recall"),
+    ("fig", """
+show(report.matching_curve_figure(runs), out / "matching_1toN.png", display=False)
+report.matching_curve_plot(runs).show()
+show(evaluate.pr_figure(runs), out / "retrieval_pr.png", display=False)
+evaluate.pr_plot(runs).show()
+"""),
+    ("md", "## Look and listen: what each run retrieves for a few unseen-unheard queries"),
+    ("fig", """
+for r in runs:
+    html(evaluate.ranking_examples(r, n_queries, top_k, direction="v2f"))
+    html(evaluate.ranking_examples(r, n_queries, top_k, direction="f2v"))
+"""),
+    ("md", "## TensorBoard projector (test embeddings with face sprites)"),
     ("code", """
-fig = report.matching_curve_figure(runs); fig.savefig(out / "matching_1toN.png", dpi=120); plt.show()
-fig = evaluate.pr_figure(runs); fig.savefig(out / "retrieval_pr.png", dpi=120); plt.show()
+if write_projector:
+    for r in runs:
+        print("projector:", tblog.write_projector(r))
+    print("open it with: avlab tb", " ".join(map(str, runs)))
 """),
 ]
 
@@ -354,10 +392,8 @@ out_dir = ""                 # default: the sweep folder
 """),
     ("code", """
 from pathlib import Path
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from IPython.display import display
+from avlab.viz.display import show
 from avlab.viz.sweep import load_sweep, sweep_figure
 
 out = Path(out_dir or sweep_dir)
@@ -365,8 +401,8 @@ table = load_sweep(sweep_dir)
 print(f"{(table.status == 'ok').sum()} ok, {(table.status != 'ok').sum()} failed")
 display(table)
 """),
-    ("code", """
-fig = sweep_figure(table, metric, group_by); fig.savefig(out / "sweep_summary.png", dpi=120); plt.show()
+    ("fig", """
+show(sweep_figure(table, metric, group_by), out / "sweep_summary.png")
 ok = table[table.status == "ok"]
 if group_by in ok and metric in ok:
     summary = ok.groupby(group_by)[metric].agg(["mean", "std", "count"])

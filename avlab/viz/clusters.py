@@ -1,8 +1,6 @@
 """Cluster inspection (notebook 02): what CMPC's prototypes group, and which clips it distrusts."""
 from __future__ import annotations
 
-import base64
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ import torch
 
 from avlab.cluster import Clustering
 from avlab.eval.clusters import cluster_scores
+from avlab.viz import media
 
 
 @dataclass
@@ -131,39 +130,36 @@ def downweighted(rc: RunClusters, n: int = 8, delta: float = -1.0, kappa: float 
 
 # --- media for galleries ------------------------------------------------------------------------
 def thumbnail_png(root: str | Path, rel_path: str, size: int = 96) -> bytes:
-    """The clip's middle frame as PNG bytes."""
-    import cv2
-
-    from avlab.data import media
-
-    info = media.probe(Path(root) / rel_path)
-    frame = media.read_frames(Path(root) / rel_path, [info.n_frames // 2])[0]
-    ok, buf = cv2.imencode(".png", cv2.resize(frame[..., ::-1], (size, size), interpolation=cv2.INTER_AREA))
-    return buf.tobytes()
-
-
-def wav_bytes(root: str | Path, rel_path: str) -> bytes:
-    import soundfile as sf
-
-    from avlab.data import media
-
-    buf = io.BytesIO()
-    sf.write(buf, media.read_audio(Path(root) / rel_path), 16000, format="WAV")
-    return buf.getvalue()
+    """The clip's middle frame as PNG bytes (see :mod:`avlab.viz.media`)."""
+    return media.thumbnail_png(root, rel_path, size)
 
 
 def gallery_html(root: str | Path, rows: pd.DataFrame, extra: tuple[str, ...] = ()) -> str:
     """Face thumbnails with audio players and labels, side by side (self-contained HTML)."""
-    cards = []
-    for r in rows.itertuples():
-        img = base64.b64encode(thumbnail_png(root, r.path)).decode()
-        wav = base64.b64encode(wav_bytes(root, r.path)).decode()
-        label = " ".join([str(r.identity)] + [f"{k}={getattr(r, k):.3g}" if isinstance(getattr(r, k), float)
-                                              else f"{k}={getattr(r, k)}" for k in extra])
-        cards.append(f'<div style="display:inline-block;margin:4px;text-align:center;font-size:11px">'
-                     f'<img src="data:image/png;base64,{img}" width="96"><br>{label}<br>'
-                     f'<audio controls style="width:150px" src="data:audio/wav;base64,{wav}"></audio></div>')
-    return "<div>" + "".join(cards) + "</div>"
+    return media.gallery(media.clip_cards(root, rows, extra))
+
+
+def cluster_summary(rc: RunClusters, modality: str, granularity: int, cluster: int) -> tuple[pd.DataFrame, str]:
+    """A cluster's members and a one-line summary: size, identities, purity and its majority."""
+    import html as html_lib
+
+    m = members(rc, modality, granularity, cluster)
+    share = m.identity.value_counts(normalize=True)
+    return m, (f"{modality} cluster {cluster}: {len(m)} members, {m.identity.nunique()} identities; "
+               f"purity {share.iloc[0]:.2f} ({html_lib.escape(str(share.index[0]))})")
+
+
+def cluster_galleries(rc: RunClusters, modality: str = "face", granularity: int = 0, n_clusters: int = 3,
+                      max_members: int = 8) -> str:
+    """The ``n_clusters`` largest clusters as static galleries (faces + voices), the part of the
+    browser that survives in a notebook's HTML export (widgets need a live kernel)."""
+    table = cluster_table(rc, granularity)
+    table = table[(table.modality == modality) & (table["size"] > 0)].sort_values("size", ascending=False)
+    parts = []
+    for k in table.cluster.head(n_clusters):
+        m, summary = cluster_summary(rc, modality, granularity, int(k))
+        parts.append(f"<p>{summary}</p>" + gallery_html(rc.data, m.head(max_members)))
+    return "".join(parts)
 
 
 def cluster_browser(rc: RunClusters, modality: str = "face", granularity: int = 0, max_members: int = 12):
@@ -173,8 +169,6 @@ def cluster_browser(rc: RunClusters, modality: str = "face", granularity: int = 
     Output widget's captured display can stall papermill's client, and HTML behaves the same in
     JupyterLab and in batch.
     """
-    import html as html_lib
-
     import ipywidgets as w
 
     table = cluster_table(rc, granularity)
@@ -184,10 +178,7 @@ def cluster_browser(rc: RunClusters, modality: str = "face", granularity: int = 
     gallery = w.HTML()
 
     def show(change=None):
-        m = members(rc, modality, granularity, pick.value)
-        share = m.identity.value_counts(normalize=True)
-        summary = (f"{len(m)} members, {m.identity.nunique()} identities; "
-                   f"purity {share.iloc[0]:.2f} ({html_lib.escape(str(share.index[0]))})")
+        m, summary = cluster_summary(rc, modality, granularity, pick.value)
         gallery.value = f"<p>{summary}</p>" + gallery_html(rc.data, m.head(max_members))
 
     pick.observe(show, names="value")

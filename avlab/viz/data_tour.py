@@ -10,6 +10,14 @@ import pandas as pd
 
 from avlab.data import media
 from avlab.data.synth.talking_faces import FPS, SAMPLES_PER_FRAME
+from avlab.viz import media as inline
+
+GENDER_LABELS = {"f": "female", "m": "male"}
+
+
+def gender_label(value) -> str:
+    """"female" / "male" for the generator's f / m codes (other values as they are)."""
+    return GENDER_LABELS.get(str(value), str(value))
 
 
 def load_meta(root: str | Path) -> pd.DataFrame:
@@ -48,7 +56,8 @@ def identity_grid(root: str | Path, meta: pd.DataFrame, n_identities: int = 6, f
                 row = clips.iloc[c]
                 ax.imshow(media.read_frames(Path(root) / row.path, [int(row.n_frames) // 2])[0])
                 if c == 0:
-                    ax.set_title(f"{ident} ({row.gender}, age {row.age:.2f})", fontsize=7, loc="left")
+                    ax.set_title(f"{ident} ({gender_label(row.gender)}, age {row.age:.2f})", fontsize=7,
+                                 loc="left")
     fig.tight_layout()
     return fig
 
@@ -90,12 +99,13 @@ def attribute_figure(meta: pd.DataFrame):
 
     ids = meta.drop_duplicates("identity")
     fig, axes = plt.subplots(1, 4, figsize=(11, 2.4))
-    ids.gender.value_counts().sort_index().plot.bar(ax=axes[0], title="gender")
+    ids.gender.map(gender_label).value_counts().sort_index().plot.bar(ax=axes[0], title="identities per gender",
+                                                                       rot=0)
     axes[1].hist(ids.age, bins=15)
-    axes[1].set_title("age")
+    axes[1].set(title="age (per identity)", xlabel="age latent")
     axes[2].hist(ids["size"], bins=15)
-    axes[2].set_title("size")
-    meta.clip_split.value_counts().plot.bar(ax=axes[3], title="clips per split")
+    axes[2].set(title="size (per identity)", xlabel="size latent")
+    meta.clip_split.str.replace("_", "-").value_counts().plot.bar(ax=axes[3], title="clips per split", rot=20)
     fig.tight_layout()
     return fig
 
@@ -128,3 +138,39 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False, quoting=csv.QUOTE_MINIMAL)
     return path
+
+
+# --- media: look and listen -----------------------------------------------------------------------
+def one_clip_per_identity(meta: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first clip of ``n`` identities, alternating genders so both are heard."""
+    firsts = meta.drop_duplicates("identity")
+    if "gender" in firsts:
+        firsts = firsts.assign(_k=firsts.groupby("gender").cumcount()).sort_values(["_k", "gender"]).drop(columns="_k")
+    return firsts.head(n)
+
+
+def speakers_html(root: str | Path, meta: pd.DataFrame, n: int = 6, thumb: int = 96) -> str:
+    """One card per speaker: the face, a voice player, identity, gender and age (self-contained)."""
+    rows = one_clip_per_identity(meta, n)
+    cards = []
+    for r in rows.itertuples():
+        parts = [inline.img_html(inline.thumbnail_png(root, r.path, thumb), thumb, r.path),
+                 inline.clip_audio_html(root, r.path)]
+        caption = f"{inline.label(r.identity)}<br>{gender_label(r.gender)}, age {r.age:.2f}" if "gender" in meta \
+            else inline.label(r.identity)
+        cards.append(inline.card(parts, caption))
+    return inline.gallery(cards)
+
+
+def clips_html(root: str | Path, meta: pd.DataFrame, n: int = 3, seconds: float = 3.0, width: int = 192) -> str:
+    """``n`` clips (of different speakers) as HTML5 video with sound, captioned with what is said."""
+    rows = one_clip_per_identity(meta, n)
+    cards = [inline.card([inline.video_html(Path(root) / r.path, width, seconds)],
+                         f"{inline.label(r.identity)}: <i>{inline.label(getattr(r, 'text', ''))}</i>", width + 10)
+             for r in rows.itertuples()]
+    return inline.gallery(cards)
+
+
+def readable(df: pd.DataFrame) -> pd.DataFrame:
+    """Gender codes spelled out (female / male) for display."""
+    return df.assign(gender=df.gender.map(gender_label)) if "gender" in df else df

@@ -20,7 +20,16 @@ class LiveLossPlot:
         self.keys, self.records = keys, []
         self.fig, self.ax = plt.subplots(figsize=(7, 3))
         plt.close(self.fig)  # shown through the display handle only
-        self.handle = display(self.fig, display_id=True)
+        # PNG bytes rather than the Figure: they display under any matplotlib backend, and the
+        # handle's last update is what papermill keeps in the executed notebook.
+        self.handle = display(self._image(), display_id=True)
+
+    def _image(self):
+        from IPython.display import Image
+
+        from avlab.viz.display import png_bytes
+
+        return Image(data=png_bytes(self.fig))
 
     def __call__(self, record: dict) -> None:
         self.records.append(record)
@@ -32,7 +41,7 @@ class LiveLossPlot:
         self.ax.set(xlabel="epoch", ylabel="loss")
         self.ax.legend(fontsize=7)
         self.fig.tight_layout()
-        self.handle.update(self.fig)
+        self.handle.update(self._image())
 
 
 def loss_figure(run: str | Path, keys=("loss", "inst_v2f", "inst_f2v", "proto_v2f", "proto_f2v")):
@@ -117,7 +126,8 @@ def comparison_figure(table: pd.DataFrame, title: str = ""):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    table.drop(index=[m for m in table.index if m.endswith("eer")]).plot.bar(ax=ax, width=0.8)
+    table.drop(index=[m for m in table.index if m.endswith("eer")]).rename(index=metric_label).plot.bar(
+        ax=ax, width=0.8)
     ax.set(ylim=(0, 1.05), title=title)
     ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     ax.legend(fontsize=7, ncol=4)
@@ -142,5 +152,163 @@ def matching_curve_figure(runs: list[str | Path], split: str = "unseen_unheard",
             ax.plot([int(n) for n in curve], list(curve.values()), ls="--", label=name)
     ax.set(xlabel="N", ylabel="accuracy", title=f"1:N matching {direction} ({split})")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# --- interactive (plotly) figures: hover gives the exact value, the run and the interval ----------
+TOKENS = {"v2f": "voice→face", "f2v": "face→voice", "auc": "AUC", "eer": "EER", "map": "mAP",
+          "matching_1to2": "1:2 matching", "retrieval_map": "retrieval mAP", "U": "U", "G": "G (same gender)"}
+SPLIT_LABELS = {"unseen_unheard": "unseen-unheard identities", "seen_heard": "seen-heard identities"}
+CHANCE_STYLE = dict(color="grey", dash="dash")
+ORACLE_STYLE = dict(color="black", dash="dot")
+
+
+def metric_label(metric: str) -> str:
+    """A readable name for a flattened metric key: "matching_1to2/v2f/U" → "1:2 matching · voice→face · U"."""
+    return " · ".join(TOKENS.get(part, part.replace("_", " ")) for part in metric.split("/"))
+
+
+def run_names(runs: list[str | Path]) -> list[str]:
+    """Run folder names, with the parent folder added where two runs share a name."""
+    names = [Path(r).name for r in runs]
+    return [f"{Path(r).parent.name}/{n}" if names.count(n) > 1 else n for r, n in zip(runs, names)]
+
+
+def _ci(result: dict, split: str) -> dict:
+    return flatten(result.get("ci", {}).get(split, {}))
+
+
+def comparison_plot(runs: list[str | Path], split: str | None = None, metrics=None, title: str = ""):
+    """Runs side by side (bars) per metric with their 95 % bootstrap intervals as error bars, and
+    chance and the oracle as marks; hover names the run, the metric, the value and the interval.
+    EER (lower is better) stays in the tables, not on the bars."""
+    import plotly.graph_objects as go
+
+    results = [load_eval(r) for r in runs]
+    task = task_of(results[0])
+    split, metrics = split or task.headline_split, metrics or task.key_metrics
+    keys = [m for m in metrics if not m.endswith("eer") and m in flatten(results[0]["metrics"].get(split, {}))]
+    labels = [metric_label(m) for m in keys]
+    fig = go.Figure()
+    for name, result in zip(run_names(runs), results):
+        values, ci = flatten(result["metrics"].get(split, {})), _ci(result, split)
+        y = [values.get(m, float("nan")) for m in keys]
+        lo = [ci.get(m, (v, v))[0] for m, v in zip(keys, y)]
+        hi = [ci.get(m, (v, v))[1] for m, v in zip(keys, y)]
+        fig.add_trace(go.Bar(
+            x=labels, y=y, name=name,
+            error_y=dict(type="data", symmetric=False, array=[h - v for h, v in zip(hi, y)],
+                         arrayminus=[v - l for l, v in zip(lo, y)], thickness=1.2),
+            customdata=list(zip(lo, hi)),
+            hovertemplate=f"<b>{name}</b><br>%{{x}}: %{{y:.3f}}<br>95 % CI [%{{customdata[0]:.3f}}, "
+                          f"%{{customdata[1]:.3f}}]<extra></extra>"))
+    for ref, style, symbol in (("chance", CHANCE_STYLE, "line-ew"), ("oracle", ORACLE_STYLE, "star")):
+        values = flatten(results[0].get(ref, {}).get(split, {}))
+        if values:
+            fig.add_trace(go.Scatter(
+                x=labels, y=[values.get(m, float("nan")) for m in keys], name=ref, mode="markers",
+                marker=dict(symbol=symbol, size=14 if symbol == "star" else 30, color=style["color"],
+                            line=dict(width=3, color=style["color"])),
+                hovertemplate=f"<b>{ref}</b><br>%{{x}}: %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(barmode="group", height=430, yaxis=dict(range=[0, 1.08], title="value"),
+                      title=title or f"{SPLIT_LABELS.get(split, split)}: runs beside chance and the oracle (95 % CI)",
+                      legend=dict(orientation="h", y=-0.35), margin=dict(l=50, r=10, t=50, b=10))
+    return fig
+
+
+def _curve(tree: dict, split: str, direction: str) -> dict[int, object]:
+    curve = tree.get(split, {}).get("matching_1toN", {}).get(direction, {})
+    return {int(n): v for n, v in sorted(curve.items(), key=lambda kv: int(kv[0]))}
+
+
+def matching_curve_plot(runs: list[str | Path], split: str = "unseen_unheard"):  # voice-face
+    """1:N accuracy against N, voice→face and face→voice side by side: each run with its interval,
+    the oracle and chance (1/N)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    results = [load_eval(r) for r in runs]
+    directions = ("v2f", "f2v")
+    fig = make_subplots(1, 2, shared_yaxes=True, subplot_titles=[TOKENS[d] for d in directions])
+    palette = _palette()
+    for col, direction in enumerate(directions, start=1):
+        for i, (name, result) in enumerate(zip(run_names(runs), results)):
+            curve, ci = _curve(result["metrics"], split, direction), _curve(result.get("ci", {}), split, direction)
+            ns = list(curve)
+            lo = [ci.get(n, (curve[n], curve[n]))[0] for n in ns]
+            hi = [ci.get(n, (curve[n], curve[n]))[1] for n in ns]
+            fig.add_trace(go.Scatter(
+                x=ns, y=list(curve.values()), name=name, legendgroup=name, showlegend=col == 1, mode="lines+markers",
+                line=dict(color=palette[i % len(palette)]),
+                error_y=dict(type="data", symmetric=False, array=[h - v for h, v in zip(hi, curve.values())],
+                             arrayminus=[v - l for l, v in zip(lo, curve.values())], thickness=1),
+                customdata=list(zip(lo, hi)),
+                hovertemplate=f"<b>{name}</b><br>1:%{{x}} {TOKENS[direction]}: %{{y:.3f}}<br>95 % CI "
+                              f"[%{{customdata[0]:.3f}}, %{{customdata[1]:.3f}}]<extra></extra>"), 1, col)
+        for ref, style in (("oracle", ORACLE_STYLE), ("chance", CHANCE_STYLE)):
+            curve = _curve(results[0].get(ref, {}), split, direction)
+            if curve:
+                fig.add_trace(go.Scatter(x=list(curve), y=list(curve.values()), name=ref, legendgroup=ref,
+                                         showlegend=col == 1, mode="lines", line=style,
+                                         hovertemplate=f"<b>{ref}</b><br>1:%{{x}}: %{{y:.3f}}<extra></extra>"), 1, col)
+    fig.update_xaxes(title_text="N (candidates)", dtick=1)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.05], col=1)
+    fig.update_layout(height=380, title=f"1:N matching, {SPLIT_LABELS.get(split, split)}",
+                      margin=dict(l=50, r=10, t=70, b=10))
+    return fig
+
+
+def _palette():
+    import plotly.express as px
+
+    return px.colors.qualitative.Plotly
+
+
+LOSS_KEYS = ("loss", "inst_v2f", "inst_f2v", "proto_v2f", "proto_f2v")
+
+
+def loss_plot(runs: list[str | Path], keys=LOSS_KEYS):
+    """Training curves of several runs overlaid: one colour per run, one dash per loss term;
+    hover gives the run, the term, the epoch and the value."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    palette, dashes = _palette(), ("solid", "dot", "dash", "longdash", "dashdot")
+    for i, (name, run) in enumerate(zip(run_names(runs), runs)):
+        df = pd.DataFrame(read_metrics(run))
+        for j, key in enumerate(k for k in keys if k in df):
+            fig.add_trace(go.Scatter(
+                x=df.epoch, y=df[key], name=f"{name} · {key}", legendgroup=name, mode="lines+markers",
+                line=dict(color=palette[i % len(palette)], dash=dashes[j % len(dashes)]), marker=dict(size=4),
+                hovertemplate=f"<b>{name}</b> · {key}<br>epoch %{{x}}: %{{y:.4f}}<extra></extra>"))
+    epochs = max((len(read_metrics(r)) for r in runs), default=1)
+    fig.update_xaxes(dtick=max(1, epochs // 10))  # whole epochs
+    fig.update_layout(height=380, title="training curves", xaxis_title="epoch", yaxis_title="loss (epoch mean)",
+                      margin=dict(l=50, r=10, t=50, b=10))
+    return fig
+
+
+def protocol_figure(result: dict, split: str | None = None):
+    """One run's key metrics (bars, 95 % interval as error bars) beside chance (—) and the oracle
+    (★): the static figure of the training notebook, light enough for every run of a sweep."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    table = protocol_table(result, split)
+    table = table.drop(index=[m for m in table.index if m.endswith("eer")])
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    err = None
+    if "ci_low" in table:
+        err = np.vstack([table.model - table.ci_low, table.ci_high - table.model]).clip(min=0)
+    ax.bar(x, table.model, yerr=err, capsize=3, color="C0", label=result.get("method", "model"))
+    ax.scatter(x, table.chance, marker="_", s=400, color="grey", label="chance", zorder=3)
+    if "oracle" in table:
+        ax.scatter(x, table.oracle, marker="*", s=80, color="black", label="oracle", zorder=3)
+    ax.set_xticks(x, [metric_label(m) for m in table.index], rotation=30, ha="right", fontsize=7)
+    split = split or task_of(result).headline_split
+    ax.set(ylim=(0, 1.05), ylabel="value", title=f"{SPLIT_LABELS.get(split, split)} (95 % CI)")
+    ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     return fig
