@@ -130,6 +130,7 @@ def _train(args, rest: list[str] | None = None) -> int:
     cfg = TrainConfig(method=args.method, task=args.task, data=args.data, out=args.out, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                       workers=args.workers, device=args.device, amp=args.amp, log_every=args.log_every,
+                      val_every=args.val_every,
                       init_from=args.init_from or "", train_fraction=args.train_fraction,
                       model=ModelConfig(_encoders(args.encoder), args.default_encoder, args.embed_dim, args.proj_dim),
                       method_args=method_args, task_args=task_args)
@@ -146,7 +147,7 @@ def _train(args, rest: list[str] | None = None) -> int:
         return 0
     print(f"trained {args.method}: {run}/model.safetensors (metrics.jsonl, config.json)")
     if args.eval and (run / "model.safetensors").exists():
-        return _eval(argparse.Namespace(run=str(run), data=None, device=args.device, quiet=args.quiet))
+        return _eval(argparse.Namespace(run=str(run), data=None, device=args.device, quiet=args.quiet, select="best"))
     return 0
 
 
@@ -172,6 +173,25 @@ def _launch_torchrun(nproc: int, argv_after_train: list[str]) -> int:
     return subprocess.call(cmd)
 
 
+def _prepare(args, rest: list[str] | None = None) -> int:
+    """``avlab prepare shards``: the data's task pre-decodes its samples into WebDataset shards."""
+    from avlab.data.manifest import detect_task
+    from avlab.registry import TASKS
+
+    task_name = args.task or detect_task(args.data)
+    task = TASKS.get(task_name)
+    p = argparse.ArgumentParser(prog="avlab prepare shards", add_help=False, allow_abbrev=False)
+    _add_dataclass_options(p, task.Config, "t_", f"options of task {task_name!r}")
+    opts, unknown = p.parse_known_args(rest or [])
+    if unknown:
+        raise ValueError(f"task {task_name!r} has no option(s) {unknown}")
+    cfg = task.Config(**{k[2:]: tuple(v) if isinstance(v, list) else v for k, v in vars(opts).items() if v is not None})
+    out = task.prepare_shards(args.data, args.out, cfg, splits=tuple(args.splits) if args.splits else None,
+                              shard_size=args.shard_size, workers=args.workers, progress=not args.quiet)
+    print(f"shards of {args.data} (task {task_name}) written to {out} (shards.json lists them)")
+    return 0
+
+
 def _spec_of_task(task: str):
     from avlab.methods.base import DataSpec
     from avlab.registry import TASKS
@@ -183,7 +203,7 @@ def _eval(args) -> int:
     from avlab.eval.run_eval import evaluate_run
     from avlab.runs import task_of
 
-    res = evaluate_run(args.run, args.data, progress=not args.quiet, device=args.device)
+    res = evaluate_run(args.run, args.data, progress=not args.quiet, device=args.device, select=args.select)
     task = task_of(res)
     for k, v in task.headline(res).items():
         print(f"  {task.headline_split} {k:24s} {v:.3f}")
@@ -203,10 +223,11 @@ def _lowshot(args) -> int:
 
 
 def _sweep(args) -> int:
-    from avlab.sweep import run_sweep
+    from avlab.sweep import SlurmOptions, run_sweep
 
+    slurm = SlurmOptions(args.partition, args.gpus, args.cpus, args.mem, args.time_min, args.array_parallelism)
     table = run_sweep(args.notebook, args.grid, args.out, workers=args.workers, timeout_s=args.timeout,
-                      memory_gb=args.memory_gb, progress=not args.quiet)
+                      memory_gb=args.memory_gb, progress=not args.quiet, executor=args.executor, slurm=slurm)
     failed = table[table.status != "ok"]
     print(f"{len(table) - len(failed)} of {len(table)} runs ok; summary in {args.out}/sweep.csv")
     for row in failed.itertuples():
@@ -308,6 +329,7 @@ def _demo_run(args) -> Path:
     print(f"demo: no trained run under {args.runs_dir}/; training a quick CMPC run into {out} "
           f"({args.epochs} epochs, a few minutes on 2 cores) …", file=sys.stderr)
     cfg = TrainConfig(method="cmpc", data=str(data), out=str(out), epochs=args.epochs, workers=args.workers,
+                      batch_size=args.batch_size,
                       method_args={"cluster_warmup_epochs": max(1, args.epochs // 4)})
     train(cfg, resume=(out / "checkpoint.safetensors").exists())
     evaluate_run(out)
@@ -318,9 +340,10 @@ def _demo(args) -> int:
     from avlab.demo.app import ServeOptions, prepare_environment
 
     prepare_environment()  # before Gradio is imported
-    from avlab.demo.app import launch, task_tabs
+    from avlab.demo.app import launch, log_to_stderr, task_tabs
     from avlab.demo.inputs import Limits
 
+    log_to_stderr()
     auth = None
     if os.environ.get("AVLAB_DEMO_AUTH"):
         user, _, password = os.environ["AVLAB_DEMO_AUTH"].partition(":")
@@ -344,8 +367,9 @@ def _demo(args) -> int:
 
 def _tb(args) -> int:
     """TensorBoard over the runs' ``tb/`` folders, each named by its run (runs without event files
-    get them from ``metrics.jsonl`` first)."""
-    import subprocess
+    get them from ``metrics.jsonl`` first). The process becomes TensorBoard (exec), so Ctrl-C or a
+    signal stops it with nothing left behind."""
+    import os
 
     from avlab import tblog
 
@@ -353,11 +377,9 @@ def _tb(args) -> int:
     for run in runs:
         tblog.scalars_from_metrics(run)
     cmd = tblog.tensorboard_command(runs, args.host, args.port)
-    print(f"TensorBoard on http://{args.host}:{args.port} for {', '.join(r.name for r in runs)} (Ctrl-C stops it)")
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0
+    print(f"TensorBoard on http://{args.host}:{args.port} for {', '.join(r.name for r in runs)} (Ctrl-C stops it)",
+          flush=True)
+    os.execv(cmd[0], cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -411,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto: CUDA when present)")
     s.add_argument("--amp", action="store_true", help="bfloat16 mixed precision on CUDA")
     s.add_argument("--log-every", type=int, default=20, help="steps between host syncs of the logged values")
+    s.add_argument("--val-every", type=int, default=1,
+                   help="epochs between validation scores; the best weights are kept as best.safetensors (0: off)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     s.add_argument("--nproc", type=int, default=1,
                    help="processes on this machine (launches torchrun; one per GPU, or gloo on CPU)")
@@ -419,10 +443,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_train, parser=s)
 
+    s = sub.add_parser("prepare", help="pre-decode a dataset into WebDataset shards for fast, streaming-size training",
+                       description="Task options (e.g. --face-size) follow; they fix the preprocessing.")
+    s.add_argument("what", choices=["shards"])
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--task", help="the data's task when it cannot be detected")
+    s.add_argument("--shard-size", type=int, default=256, help="samples per shard")
+    s.add_argument("--splits", nargs="+", help="default: every split the task trains and evaluates on")
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_prepare)
+
     s = sub.add_parser("eval", help="evaluate a run on a dataset's lists → RUN/eval.json, RUN/embeddings.npz")
     s.add_argument("--run", required=True)
     s.add_argument("--data", help="dataset root (default: the run's training data)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    s.add_argument("--select", default="best", choices=["best", "last"],
+                   help="best: the weights chosen on the validation split (when kept); last: the final ones")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_eval)
 
@@ -444,6 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="runs executed at the same time")
     s.add_argument("--timeout", type=float, help="seconds before a run is stopped and marked failed")
     s.add_argument("--memory-gb", type=float, help="resident memory (GiB) before a run is stopped and marked failed")
+    s.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"],
+                   help="local papermill processes (default), one SLURM job array via submitit, or submitit's "
+                        "local executor (the SLURM path without a cluster)")
+    g = s.add_argument_group("SLURM resources per grid point (--executor slurm)")
+    g.add_argument("--partition")
+    g.add_argument("--gpus", type=int, default=1)
+    g.add_argument("--cpus", type=int, default=8)
+    g.add_argument("--mem", type=float, default=32, help="GB")
+    g.add_argument("--time-min", type=int, default=24 * 60, help="minutes before SLURM stops (and requeues) a job")
+    g.add_argument("--array-parallelism", type=int, default=16, help="grid points running at once")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_sweep)
 
@@ -455,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--runs-dir", default="runs")
     s.add_argument("--data", default="data/talking-faces-quick", help="where to generate the quick set if needed")
     s.add_argument("--epochs", type=int, default=20, help="epochs of the quick run trained when there is none")
+    s.add_argument("--batch-size", type=int, default=32, help="batch of the quick run trained when there is none")
     s.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes it to your network)")
     s.add_argument("--port", type=int, default=7860)
     s.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (needs internet)")
@@ -487,15 +536,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from avlab.data.media import MediaError
+
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args, rest = parser.parse_known_args(argv)
     args.argv = argv[1:]  # after the command name (train re-launches itself under torchrun)
-    if rest and args.command != "train":  # only train takes flags that depend on its --method and data
+    takes_task_flags = args.command in ("train", "prepare")  # flags that depend on --method and the data
+    if rest and not takes_task_flags:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        return args.func(args, rest) if args.command == "train" else args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        return args.func(args, rest) if takes_task_flags else args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, MediaError) as exc:
         print(f"avlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

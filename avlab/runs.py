@@ -46,6 +46,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # bfloat16 autocast on CUDA
     log_every: int = 20  # steps between syncs of the logged values to the host
+    val_every: int = 1  # epochs between validation scores (best.safetensors); 0: none
     init_from: str = ""  # a run whose encoder weights initialise this one (low-shot fine-tuning)
     train_fraction: float = 1.0  # share of the training samples used (seeded choice; low-shot)
     model: ModelConfig = field(default_factory=ModelConfig)

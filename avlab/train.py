@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from avlab import dist
+from avlab import dist, tblog
 from avlab.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from avlab.data.loader import make_loader
 from avlab.data.manifest import detect_task
@@ -202,8 +202,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         method.load_extra_tensors(extra)
     elif main:
         _write_new_run(run, cfg, ds, TASKS.get(cfg.task).data_spec(ds))
+    if main and hasattr(ds, "write_bad_clips"):  # the samples left out of training, and why
+        ds.write_bad_clips(run)
     if main:
         _truncate_metrics(run / "metrics.jsonl", state["step"] // steps_per_epoch)
+    # TensorBoard events beside metrics.jsonl; purge_step hides what a killed process wrote after its checkpoint.
+    events = tblog.EventLog(run, purge_step=state["step"] if resume else None) if main else None
+    validator = TASKS.get(cfg.task).validator(cfg.data, cfg.task_config(), cfg.n_workers) if cfg.val_every and main \
+        else None
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if cfg.amp and device.type == "cuda"
                 else nullcontext())
 
@@ -246,15 +252,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
             logs.add(step_logs)
             bar.update()
             if state["step"] % cfg.log_every == 0:
-                bar.set_postfix(loss=f"{logs.sync()['loss']:.3f}", epoch=epoch)
+                synced = logs.sync()
+                bar.set_postfix(loss=f"{synced['loss']:.3f}", epoch=epoch)
+                if events is not None:
+                    events.scalars(state["step"], {"step/loss": synced["loss"], "step/lr": opt.param_groups[0]["lr"]})
             if state["step"] % cfg.checkpoint_every == 0:
                 logs.sync()
                 checkpoint()
             if stop_after_steps is not None and steps_this_process >= stop_after_steps:
                 bar.close()
+                if events is not None:
+                    events.close()
                 return run
         means = logs.sync()
         elapsed = max(time.time() - t_epoch, 1e-9)
+        if validator is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
+            means.update(_validate(validator, method, state, epoch, run, cfg))
         record = {"epoch": epoch, "step": state["step"], "lr": opt.param_groups[0]["lr"], **means,
                   **{f"cluster_{k}": v for k, v in (state.get("epoch_info") or {}).items()},
                   "seconds": round(elapsed, 3),
@@ -263,14 +276,29 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         if main:
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+            events.scalars(state["step"], tblog.epoch_scalars(record))
         checkpoint()
         if on_epoch and main:
             on_epoch(record)
     bar.close()
     if main:
         save_weights(run / "model.safetensors", method, {"method": cfg.method, "config": json.dumps(cfg.to_json())})
+        events.close()
     dist.barrier()  # the run folder is complete before any process moves on (e.g. to evaluate)
     return run
+
+
+def _validate(validator, method, state: dict, epoch: int, run: Path, cfg: TrainConfig) -> dict:
+    """Score the validation split; keep ``best.safetensors`` when it is the best so far. Runs on
+    rank 0 only (the others wait in their next collective)."""
+    score = float(validator(method))
+    method.train()
+    best = state.get("best_score")
+    if best is None or score > best:
+        state.update(best_score=score, best_epoch=epoch)
+        save_weights(run / "best.safetensors", method, {"method": cfg.method, "epoch": str(epoch),
+                                                        validator.metric: str(score)})
+    return {validator.metric: score, "best_epoch": state["best_epoch"]}
 
 
 def _truncate_metrics(path: Path, epochs_done: int) -> None:

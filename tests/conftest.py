@@ -6,7 +6,7 @@ import pytest
 from avlab.data.synth.talking_faces import TalkingFacesConfig
 from avlab.tasks.voiceface import generate_talking_faces
 
-TINY = dict(identities=12, videos_per_id=2, utts_per_video=3, size=48, seed=7)
+TINY = dict(identities=12, videos_per_id=2, utts_per_video=3, size=48, seed=7, val_fraction=0.2)  # 2 val identities
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,6 +25,16 @@ def tiny_cfg():
 def tiny_set(tmp_path_factory, tiny_cfg):
     return generate_talking_faces(tiny_cfg, tmp_path_factory.mktemp("tiny") / "talking-faces", workers=2,
                                   progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_lip_words(tmp_path_factory):
+    """The lip-words ``tiny`` profile (6 words, 8 speakers, 78 clips), generated once per session."""
+    from avlab.tasks.lipreading import generate_lip_words
+    from avlab.data.synth.lip_words import LipWordsConfig
+
+    return generate_lip_words(LipWordsConfig.from_profile("tiny", seed=3), tmp_path_factory.mktemp("lip") / "lip-words",
+                              workers=2, progress=False, profile="tiny")
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ def test_demo_without_runs_trains_and_evaluates_a_quick_one_then_reuses_it(tiny_
     from avlab.cli import _demo_run, build_parser
 
     args = build_parser().parse_args(["demo", "--runs-dir", str(tmp_path / "runs"), "--data", str(tiny_set),
-                                      "--epochs", "1", "--workers", "1"])
+                                      "--epochs", "1", "--batch-size", "8", "--workers", "1"])
     run = _demo_run(args)
     assert run == tmp_path / "runs" / "demo-cmpc"
     assert (run / "model.safetensors").exists() and (run / "eval.json").exists()

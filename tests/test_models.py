@@ -3,13 +3,22 @@ import pytest
 import torch
 
 from avlab.models import create_model, list_models
+from avlab.registry import MODELS
+
+IMAGE_INPUTS = {"face": (3, (2, 3, 64, 64)), "voice": (1, (2, 1, 64, 101))}
 
 
-@pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("modality", ["face", "voice"])
+def example_inputs(name: str) -> dict:
+    """A model's own ``example_input`` (in_channels, shape) when it declares one (e.g. a video
+    encoder), else the image-shaped face and voice inputs."""
+    own = getattr(MODELS.get(name), "example_input", None)
+    return {"own": own} if own else IMAGE_INPUTS
+
+
+@pytest.mark.parametrize("name,modality", [(n, m) for n in list_models() for m in example_inputs(n)])
 def test_encoder_shapes_and_gradients(name, modality):
     torch.manual_seed(0)
-    channels, shape = (3, (2, 3, 64, 64)) if modality == "face" else (1, (2, 1, 64, 101))
+    channels, shape = example_inputs(name)[modality]
     model = create_model(name, in_channels=channels, embed_dim=32, proj_dim=16)
     x = torch.randn(shape)
     out = model(x)

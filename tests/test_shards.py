@@ -83,3 +83,29 @@ def test_a_truncated_shard_is_an_error_naming_shard_and_sample(tmp_path):
     path.unlink()
     with pytest.raises(ShardError, match="shard-000002.tar .*cannot be opened"):
         ShardReader(out).field(8, "x.npy")
+
+
+def test_voice_face_shards_serve_the_same_samples_and_train_and_evaluate(tiny_set, tmp_path):
+    import torch
+
+    from avlab.cli import main as cli
+    from avlab.data.voxceleb import VoiceFaceDataset
+
+    shards = tmp_path / "shards"
+    assert cli(["prepare", "shards", "--data", str(tiny_set), "--out", str(shards), "--shard-size", "16",
+                "--face-size", "48", "--workers", "2", "--quiet"]) == 0
+    raw = VoiceFaceDataset(tiny_set, ("train",), face_size=48, progress=False)
+    from_shards = VoiceFaceDataset(shards, ("train",), face_size=48, progress=False)
+    assert [c.path for c in raw.clips] == [c.path for c in from_shards.clips]
+    for ds in (raw, from_shards):
+        ds.seed = 5
+    for i in (0, 7, len(raw) - 1):
+        a, b = raw[(2, i)], from_shards[(2, i)]
+        assert all(torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k] for k in a)
+    with pytest.raises(ValueError, match="48-px faces"):
+        VoiceFaceDataset(shards, ("train",), face_size=64, progress=False)
+    out = tmp_path / "run"
+    assert cli(["train", "--method", "cid", "--data", str(shards), "--out", str(out), "--epochs", "1",
+                "--batch-size", "8", "--face-size", "48", "--workers", "2", "--eval", "--quiet"]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["task"] == "voice-face" and "verification" in result["metrics"]["unseen_unheard"]

@@ -111,3 +111,21 @@ def test_lowshot_from_a_pretrained_run_and_from_scratch(tiny_set, tmp_path):
     assert set(summary["headline"]["0.5"]) == {"cid", "scratch"} and summary["split"] == "unseen_unheard"
     cfg = json.loads((tmp_path / "ls" / "cid-0.5" / "config.json").read_text())
     assert cfg["init_from"] == str(pre) and cfg["n_train_clips"] < json.loads((pre / "config.json").read_text())["n_train_clips"]
+
+
+def test_model_selection_on_validation_identities_never_test(tiny_set, tmp_path):
+    import pandas as pd
+
+    meta = pd.read_csv(tiny_set / "meta.csv")
+    val, test = (set(meta[meta.clip_split == s].identity) for s in ("val", "unseen_unheard"))
+    assert val and test and not val & test and not val & set(meta[meta.clip_split == "train"].identity)
+    run = train(cfg_for(tiny_set, tmp_path / "sel", method="cid", epochs=3), progress=False)
+    metrics = read_metrics(run)
+    scores = [m["val_verification_auc"] for m in metrics]
+    best = int(np.argmax(scores))
+    assert all(m["best_epoch"] == int(np.argmax(scores[:k + 1])) for k, m in enumerate(metrics))
+    kept = load_file(str(run / "best.safetensors"))
+    assert any(not torch.equal(kept[k], v) for k, v in _weights(run).items()) or best == 2
+    res = evaluate_run(run, progress=False)
+    assert res["weights"] == "best.safetensors"
+    assert evaluate_run(run, progress=False, select="last")["weights"] == "model.safetensors"

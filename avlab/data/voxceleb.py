@@ -6,8 +6,11 @@ synthetic sets do), otherwise from the top folder: ``dev`` → ``train``, ``test
 ``unseen_unheard``.
 
 * :func:`index_dataset` walks a root once and caches the clip list (``$AVLAB_CACHE`` or
-  ``~/.cache/avlab``); files that cannot be probed are listed as bad, not fatal.
-* :func:`scan` decodes every file's audio and first/last frames and reports each bad one.
+  ``~/.cache/avlab``); files that cannot be probed are listed as bad, not fatal. By default it
+  reads headers only ("probed": a partial download can pass); ``deep=True`` decodes every clip
+  ("decoded").
+* :func:`scan` decodes every file's audio and first/last frames (``deep``: every frame and
+  sample) and reports each bad one, and the problems it worked around.
 * :class:`VoiceFaceDataset` serves (face frame, log-mel crop, index, identity) from a cache of
   decoded audio and a few frames per clip, built once with a progress bar, so CPU training does
   not decode video every step.
@@ -26,11 +29,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from avlab.data import media
+from avlab.data.clipstore import CachedClips, ShardClips
 from avlab.data.features import MelConfig, log_mel
+from avlab.data.shards import MANIFEST as SHARDS_MANIFEST
+from avlab.data.shards import ShardReader
 from avlab.parallel import imap_watched
 
 INDEX_VERSION = 1
+CACHE_VERSION = 2  # 2: damaged packets skipped, frames picked by position among those that decode
 MIN_SECONDS = 0.5
+MAX_BAD_SHARE = 0.05  # more bad clips than this share of a split → a warning
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class Index:
     root: str
     clips: list[Clip]
     bad: list[dict]  # {"path", "error", "reason"}
+    checked: str = "probed"  # "probed": headers read (clips listed in a generated set's meta.csv are
+    # trusted); "decoded": every frame and sample of every clip decoded
 
     def split(self, *names: str) -> list[Clip]:
         return [c for c in self.clips if c.split in names]
@@ -87,26 +97,41 @@ def _usable(path: Path) -> media.MediaInfo:
 
 
 def _probe_one(args) -> dict:
-    root, rel = args
+    """{"path", "n_frames", "fps"} of a usable clip (``deep``: its frames counted by decoding them
+    all, not read from its header), else its {"path", "error", "reason"}."""
+    root, rel, deep = args
     try:
         info = _usable(Path(root) / rel)
-        return {"path": rel, "n_frames": info.n_frames, "fps": info.fps}
+        n_frames = _decode_all(Path(root) / rel, [])["frames"] if deep else info.n_frames
+        return {"path": rel, "n_frames": n_frames, "fps": info.fps}
     except media.MediaError as exc:
         return exc.to_dict(rel)
 
 
-def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 2, progress: bool = True) -> Index:
-    """The clips under ``root`` (cached after the first call; ``rescan`` forces a new walk)."""
+def _decode_all(path: Path, notes: list) -> dict:
+    """Every frame and sample decoded; too little audio is an error, as for the cache."""
+    decoded = media.check_decodes(path, notes)
+    if decoded["seconds"] < MIN_SECONDS:
+        raise media.TooShortError(path, f"audio lasts {decoded['seconds']:.2f} s, less than {MIN_SECONDS} s")
+    return decoded
+
+
+def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 2, progress: bool = True,
+                  deep: bool = False) -> Index:
+    """The clips under ``root`` (cached after the first call; ``rescan`` forces a new walk). Clips are
+    probed (headers only) unless ``deep``: then every clip is decoded, meta.csv's included, and
+    one that does not decode is listed as bad."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root {root} does not exist or is not a folder")
     meta = root / "meta.csv"
     stamp = meta.stat().st_mtime_ns if meta.exists() else None
-    cache = cache_dir() / f"index-{_key(root, INDEX_VERSION)}.json"
+    checked = "decoded" if deep else "probed"
+    cache = cache_dir() / f"index-{_key(root, INDEX_VERSION, *(['deep'] if deep else []))}.json"
     if cache.exists() and not rescan:
         data = json.loads(cache.read_text())
         if data.get("stamp") == stamp:
-            return Index(str(root), [Clip(**c) for c in data["clips"]], data["bad"])
+            return Index(str(root), [Clip(**c) for c in data["clips"]], data["bad"], checked)
 
     files = [str(p.relative_to(root)) for p in _find_clips(root)]
     if not files:
@@ -116,111 +141,163 @@ def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 
         with open(meta, newline="") as f:
             known = {r["path"]: r for r in csv.DictReader(f)}
     clips, bad = [], []
-    todo = [p for p in files if p not in known]
+    todo = [p for p in files if deep or p not in known]
     for p in files:
-        if p in known:
+        if p in known and not deep:
             r = known[p]
             clips.append(Clip(p, r["identity"], r["video"], r["utt"], r["clip_split"], int(r["n_frames"]), 25.0))
     if todo:
-        args = [(str(root), p) for p in todo]
-        probed = list(tqdm(imap_watched(_probe_one, args, workers, name=lambda a: a[1], chunksize=16),
-                           total=len(args), desc=f"indexing {root.name}", disable=not progress))
+        args = [(str(root), p, deep) for p in todo]
+        probed = list(tqdm(imap_watched(_probe_one, args, workers, name=lambda a: a[1], chunksize=4 if deep else 16),
+                           total=len(args), desc=f"indexing {root.name}" + (" (decoding)" if deep else ""),
+                           disable=not progress))
         for r in probed:
             if "error" in r:
                 bad.append(r)
-                continue
-            rel = Path(r["path"])
-            clips.append(Clip(r["path"], rel.parts[-3], rel.parts[-2], rel.stem, _split_from_path(rel),
-                              r["n_frames"], r["fps"]))
+            elif r["path"] in known:
+                k = known[r["path"]]
+                clips.append(Clip(r["path"], k["identity"], k["video"], k["utt"], k["clip_split"], r["n_frames"], 25.0))
+            else:
+                rel = Path(r["path"])
+                clips.append(Clip(r["path"], rel.parts[-3], rel.parts[-2], rel.stem, _split_from_path(rel),
+                                  r["n_frames"], r["fps"]))
     clips.sort(key=lambda c: c.path)
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps({"root": str(root), "stamp": stamp, "clips": [asdict(c) for c in clips], "bad": bad}))
     os.replace(tmp, cache)
-    return Index(str(root), clips, bad)
+    return Index(str(root), clips, bad, checked)
 
 
 def _check_one(args) -> dict | None:
-    root, rel = args
+    """None for a clip that decodes cleanly; {"path", "notes"} for one with problems worked around;
+    {"path", "error", "reason"} for one that cannot be used."""
+    root, rel, deep = args
     path = Path(root) / rel
+    notes = []
     try:
         info = _usable(path)
-        audio = media.read_audio(path)
-        if len(audio) < MIN_SECONDS * 16_000:
-            raise media.TooShortError(path, f"audio has only {len(audio)} samples")
-        media.read_frames(path, [0, info.n_frames - 1])
-        return None
+        if deep:
+            _decode_all(path, notes)
+        else:
+            audio = media.read_audio(path, notes=notes)
+            if len(audio) < MIN_SECONDS * 16_000:
+                raise media.TooShortError(path, f"audio lasts {len(audio) / 16_000:.2f} s, less than {MIN_SECONDS} s")
+            media.read_frames(path, positions=[0.0, 1.0], notes=notes)  # the header's count may over-claim
     except media.MediaError as exc:
         return exc.to_dict(rel)
+    return {"path": rel, "notes": notes} if notes else None
 
 
-def scan(root: str | os.PathLike, workers: int = 2, progress: bool = True) -> dict:
-    """Decode-check every clip under ``root``; returns {"n_files", "bad": [...]}, never raises for a file."""
+def scan(root: str | os.PathLike, workers: int = 2, progress: bool = True, deep: bool = False) -> dict:
+    """Decode-check every clip under ``root``: its audio and first and last frames, or with ``deep``
+    every frame and sample. Returns {"root", "n_files", "checked", "bad": [{"path", "error",
+    "reason"}], "warned": [{"path", "notes"}]} (warned: usable, with problems worked around, e.g.
+    damaged packets skipped); never raises for a file."""
     root = Path(root).resolve()
     files = [str(p.relative_to(root)) for p in _find_clips(root)]
-    args = [(str(root), f) for f in files]
-    results = list(tqdm(imap_watched(_check_one, args, workers, name=lambda a: a[1], chunksize=8), total=len(args),
-                        desc=f"scanning {root.name}", disable=not progress))
-    return {"root": str(root), "n_files": len(files), "bad": [r for r in results if r]}
+    args = [(str(root), f, deep) for f in files]
+    results = list(tqdm(imap_watched(_check_one, args, workers, name=lambda a: a[1], chunksize=2 if deep else 8),
+                        total=len(args), desc=f"scanning {root.name}", disable=not progress))
+    return {"root": str(root), "n_files": len(files), "checked": "decoded" if deep else "sampled",
+            "bad": [r for r in results if r and "error" in r], "warned": [r for r in results if r and "notes" in r]}
 
 
 # --- pre-extracted cache -----------------------------------------------------------------------
+def decode_clip(root: str | os.PathLike, clip: Clip, frames_per_clip: int, size: int,
+                notes: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(int16 16 kHz mono audio, ``frames_per_clip`` RGB frames of ``size``²) of one clip — what the
+    cache and the shards keep; a MediaError when it cannot be used. Problems worked around (damaged
+    packets skipped) go into ``notes``."""
+    path = Path(root) / clip.path
+    # Frames by position among those that decode: a header that over-claims frames does not matter.
+    positions = np.linspace(0, 1, frames_per_clip + 2)[1:-1]
+    audio = media.read_audio(path, notes=notes)
+    frames = media.read_frames(path, size=size, positions=positions, notes=notes)
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16), frames
+
+
 def _extract_one(args) -> dict:
-    """{"path", "audio" (int16), "frames"} of one clip; when it cannot be decoded, its
+    """{"path", "audio" (int16), "frames", "notes"} of one clip; when it cannot be decoded, its
     {"path", "error", "reason"} if ``skip_bad``, else its MediaError is raised. Runs in a worker."""
     root, clip, n_frames_kept, size, skip_bad = args
-    path = Path(root) / clip.path
-    idx = np.linspace(0, clip.n_frames - 1, n_frames_kept + 2)[1:-1].round().astype(int)
+    notes = []
     try:
-        audio = media.read_audio(path)
-        frames = media.read_frames(path, idx, size=size)
+        audio, frames = decode_clip(root, clip, n_frames_kept, size, notes)
     except media.MediaError as exc:
         if not skip_bad:
             raise
         return exc.to_dict(clip.path)
-    return {"path": clip.path, "audio": (np.clip(audio, -1, 1) * 32767).astype(np.int16), "frames": frames}
+    return {"path": clip.path, "audio": audio, "frames": frames, "notes": notes}
 
 
 def build_cache(index: Index, clips: list[Clip], size: int, frames_per_clip: int = 4, workers: int = 2,
-                progress: bool = True, on_bad: str = "skip", max_bad_share: float = 0.05) -> Path:
+                progress: bool = True, on_bad: str = "skip", max_bad_share: float = MAX_BAD_SHARE,
+                known_bad: list[dict] = ()) -> Path:
     """Decode ``clips`` once into an ``.npz``; returns its path. It holds int16 ``audio`` (clip ``k``
     is ``audio[offsets[k]:offsets[k + 1]]``), ``frames`` (K, ``frames_per_clip``, S, S, 3), ``paths``:
-    the clips it holds, in order, and ``bad``: a JSON list of {"path", "error", "reason"}.
+    the clips it holds, in order, ``bad``: a JSON list of {"path", "error", "reason"}, and ``warned``:
+    a JSON list of {"path", "notes"} for clips kept with problems worked around (damaged packets).
 
     A clip that fails to decode (index_dataset only reads headers, so a partial download can get
     this far) is left out and listed in ``bad`` with ``on_bad="skip"`` — ``paths`` is then shorter
     than ``clips``: align by it — and a warning says so when more than ``max_bad_share`` of the clips
-    are bad; ``on_bad="fail"`` raises its MediaError instead. A reused cache applies the same policy.
+    are bad; ``on_bad="fail"`` raises its MediaError instead. ``known_bad`` (e.g. the index's bad
+    files) counts towards both. A reused cache applies the same policy.
     """
-    if on_bad not in ("skip", "fail"):
-        raise ValueError(f"on_bad must be 'skip' or 'fail', got {on_bad!r}")
-    key = _key(index.root, size, frames_per_clip, *[c.path for c in clips])
+    check_on_bad(on_bad)
+    key = _key(index.root, size, frames_per_clip, CACHE_VERSION, *[c.path for c in clips])
     out = cache_dir() / f"clips-{key}.npz"
     if not out.exists():
-        args = [(index.root, c, frames_per_clip, size, on_bad == "skip") for c in clips]
-        decoded = list(tqdm(imap_watched(_extract_one, args, workers, name=lambda a: a[1].path, chunksize=8),
-                            total=len(args), desc="decoding clips into the cache", disable=not progress))
-        kept = [r for r in decoded if "error" not in r]
-        bad = [r for r in decoded if "error" in r]
-        if not kept:
-            raise ValueError(f"none of the {len(clips)} clips could be decoded"
-                             + (f", e.g. {bad[0]['path']}: {bad[0]['reason']}" if bad else ""))
-        tmp = out.with_name(out.stem + ".tmp.npz")
-        np.savez(tmp, audio=np.concatenate([r["audio"] for r in kept]),
-                 offsets=np.concatenate([[0], np.cumsum([len(r["audio"]) for r in kept])]),
-                 frames=np.stack([r["frames"] for r in kept]), paths=np.array([r["path"] for r in kept]),
-                 bad=np.array(json.dumps(bad)))
-        os.replace(tmp, out)
+        _write_cache(out, index, clips, size, frames_per_clip, workers, progress, on_bad)
     with np.load(out) as data:
         bad = json.loads(str(data["bad"])) if "bad" in data else []  # caches from before "bad" lost no clip
+    bad = [*known_bad, *bad]
     if bad and on_bad == "fail":
         raise media.MediaError.from_dict(bad[0], index.root)
-    if len(bad) > max_bad_share * len(clips):
-        examples = "; ".join(f"{b['path']}: {b['reason']}" for b in bad[:3])
-        warnings.warn(f"{len(bad)} of {len(clips)} clips ({len(bad) / len(clips):.0%}) could not be decoded and "
-                      f"are left out of the cache ({examples}{'; …' if len(bad) > 3 else ''}); "
-                      f"once they are fixed, delete {out} to rebuild it",
-                      RuntimeWarning, stacklevel=2)
+    warn_if_many_bad(bad, len(clips) + len(known_bad), max_bad_share,
+                     f"once they are fixed, delete {out} to rebuild it")
     return out
+
+
+def _write_cache(out: Path, index: Index, clips: list[Clip], size: int, frames_per_clip: int, workers: int,
+                 progress: bool, on_bad: str) -> None:
+    args = [(index.root, c, frames_per_clip, size, on_bad == "skip") for c in clips]
+    decoded = list(tqdm(imap_watched(_extract_one, args, workers, name=lambda a: a[1].path, chunksize=8),
+                        total=len(args), desc="decoding clips into the cache", disable=not progress))
+    kept = [r for r in decoded if "error" not in r]
+    bad = [r for r in decoded if "error" in r]
+    if not kept:
+        raise ValueError(f"none of the {len(clips)} clips could be decoded"
+                         + (f", e.g. {bad[0]['path']}: {bad[0]['reason']}" if bad else ""))
+    warned = [{"path": r["path"], "notes": r["notes"]} for r in kept if r["notes"]]
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez(tmp, audio=np.concatenate([r["audio"] for r in kept]),
+             offsets=np.concatenate([[0], np.cumsum([len(r["audio"]) for r in kept])]),
+             frames=np.stack([r["frames"] for r in kept]), paths=np.array([r["path"] for r in kept]),
+             bad=np.array(json.dumps(bad)), warned=np.array(json.dumps(warned)))
+    os.replace(tmp, out)
+
+
+def check_on_bad(on_bad: str) -> None:
+    if on_bad not in ("skip", "fail"):
+        raise ValueError(f"on_bad must be 'skip' or 'fail', got {on_bad!r}")
+
+
+def warn_if_many_bad(bad: list[dict], total: int, max_share: float = MAX_BAD_SHARE, advice: str = "") -> None:
+    """A RuntimeWarning naming a few bad clips when more than ``max_share`` of ``total`` are bad."""
+    if not total or len(bad) <= max_share * total:
+        return
+    examples = "; ".join(f"{b['path']}: {b['reason']}" for b in bad[:3])
+    warnings.warn(f"{len(bad)} of {total} clips ({len(bad) / total:.0%}) could not be decoded and are left out "
+                  f"({examples}{'; …' if len(bad) > 3 else ''})" + (f"; {advice}" if advice else ""),
+                  RuntimeWarning, stacklevel=3)
+
+
+def _bad_of_splits(bad: list[dict], splits) -> list[dict]:
+    """The index's bad files that would have belonged to ``splits``: a file that cannot be probed
+    has no split but its top folder's (test → unseen_unheard; dev → the others)."""
+    return [b for b in bad if (_split_from_path(Path(b["path"])) == "unseen_unheard") == ("unseen_unheard" in splits)
+            or (len(splits) > 1 and "unseen_unheard" in splits)]
 
 
 def frame_to_tensor(frame: np.ndarray):
@@ -274,31 +351,83 @@ class VoiceFaceDataset:
     window; evaluation takes the middle frame and the whole utterance. The randomness of sample
     ``i`` is a function of (``seed``, ``epoch``, ``i``) only — set ``epoch`` each epoch — so a
     resumed run sees exactly the samples an uninterrupted one would, whatever the loader workers.
+
+    Bad clips follow ``on_bad``: "skip" (default) leaves them out and lists them in :attr:`bad` —
+    those the index could not probe and those that did not decode — with a warning when more than
+    :data:`MAX_BAD_SHARE` are bad; "fail" raises the first one's MediaError. :meth:`write_bad_clips`
+    saves the list (e.g. into a run folder).
     """
 
     def __init__(self, root: str | os.PathLike, splits=("train",), face_size: int = 64, crop_seconds: float = 2.0,
                  train: bool = True, mel: MelConfig = MelConfig(), frames_per_clip: int = 4, workers: int = 2,
-                 progress: bool = True, augment: bool = True, paths=None):
+                 progress: bool = True, augment: bool = True, paths=None, on_bad: str = "skip"):
         import torch  # noqa: F401  (fail early with a clear import error)
 
+        check_on_bad(on_bad)
+        self.train, self.face_size, self.mel = train, face_size, mel
+        self.seed, self.epoch, self.augment = 0, 0, augment
+        self.crop = int(crop_seconds * mel.sample_rate)
+        if (Path(root) / SHARDS_MANIFEST).exists():  # pre-decoded shards (`avlab prepare shards`)
+            self._open_shards(Path(root), splits, paths)
+            return
         self.index = index_dataset(root, workers=workers, progress=progress)
         self.clips = self.index.split(*splits)
+        known_bad = [] if paths is not None else _bad_of_splits(self.index.bad, splits)
         if paths is not None:  # only these clips (relative paths), e.g. a demo's gallery
             keep = set(paths)
             self.clips = [c for c in self.clips if c.path in keep]
         if not self.clips:
-            raise ValueError(f"no clips of split(s) {splits} in {root}")
-        self.train, self.face_size, self.mel = train, face_size, mel
-        self.seed, self.epoch, self.augment = 0, 0, augment
-        self.crop = int(crop_seconds * mel.sample_rate)
-        data = np.load(build_cache(self.index, self.clips, face_size, frames_per_clip, workers, progress))
+            raise ValueError(f"no clips of split(s) {splits} in {root}"
+                             + (f" that can be read ({len(known_bad)} cannot: see `avlab scan {root}`)"
+                                if known_bad else ""))
+        self.n_listed = len(self.clips) + len(known_bad)  # clips found, bad ones included
+        data = np.load(build_cache(self.index, self.clips, face_size, frames_per_clip, workers, progress,
+                                   on_bad=on_bad, known_bad=known_bad))
         kept = set(data["paths"].tolist())  # clips that failed to decode are left out of the cache
         self.clips = [c for c in self.clips if c.path in kept]
-        self.bad = json.loads(str(data["bad"])) if "bad" in data else []
+        self.bad = known_bad + (json.loads(str(data["bad"])) if "bad" in data else [])
+        self.warned = json.loads(str(data["warned"])) if "warned" in data else []
+        self._store, self._rows = CachedClips(data), list(range(len(self.clips)))
+        self._set_labels()
+
+    def _open_shards(self, root: Path, splits, paths) -> None:
+        """Clips from shards, read from disk on demand: memory holds only the offset index."""
+        reader = ShardReader(root)
+        prepared = reader.manifest["preprocessing"]["face_size"]
+        if prepared != self.face_size:
+            raise ValueError(f"{root} holds {prepared}-px faces (its shards.json); train with --face-size {prepared} "
+                             f"or prepare shards at {self.face_size} px")
+        clips = [Clip(**m) for m in reader.meta]
+        keep = set(paths) if paths is not None else None
+        self._rows = [r for r, c in enumerate(clips) if c.split in splits and (keep is None or c.path in keep)]
+        self.clips = [clips[r] for r in self._rows]
+        if not self.clips:
+            raise ValueError(f"no clips of split(s) {splits} in the shards at {root}")
+        self.index = Index(str(root), clips, reader.manifest.get("index_bad", []))
+        self.bad = [b for b in reader.manifest.get("bad", []) + self.index.bad]
+        self.warned, self.n_listed = [], len(self.clips) + len(self.bad)
+        self._store = ShardClips(reader)
+        self._set_labels()
+
+    def _set_labels(self) -> None:
         self.identities = sorted({c.identity for c in self.clips})
         self.label_of = {name: i for i, name in enumerate(self.identities)}
-        self._audio, self._offsets, self._frames = data["audio"], data["offsets"], data["frames"]
-        self._audio_parts = list(zip(self._offsets[:-1], self._offsets[1:]))
+
+    def bad_clips(self) -> dict:
+        """{"n_clips", "n_bad", "bad_share", "bad": [{"path", "error", "reason"}], "warned": [{"path",
+        "notes"}]}: the clips left out, and those kept with problems worked around."""
+        return {"root": Path(self.index.root).name, "checked": self.index.checked, "n_clips": self.n_listed,
+                "n_bad": len(self.bad), "bad_share": round(len(self.bad) / max(self.n_listed, 1), 4),
+                "bad": self.bad, "warned": self.warned}
+
+    def write_bad_clips(self, folder: str | os.PathLike, name: str = "bad_clips.json") -> Path:
+        """Save :meth:`bad_clips` as ``folder/name`` (written even when empty, so a run shows it was
+        checked); returns the path."""
+        path = Path(folder) / name
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.bad_clips(), indent=1))
+        os.replace(tmp, path)
+        return path
 
     def subset(self, fraction: float, seed: int = 0) -> None:
         """Keep a seeded random ``fraction`` of the clips (at least one), e.g. for low-shot labels."""
@@ -307,26 +436,23 @@ class VoiceFaceDataset:
         n = max(1, int(round(fraction * len(self.clips))))
         keep = np.sort(np.random.default_rng([seed, 99]).choice(len(self.clips), n, replace=False))
         self.clips = [self.clips[i] for i in keep]
-        self._frames = self._frames[keep]
-        self._audio_parts = [(self._offsets[i], self._offsets[i + 1]) for i in keep]
-        self.identities = sorted({c.identity for c in self.clips})
-        self.label_of = {name: i for i, name in enumerate(self.identities)}
+        self._rows = [self._rows[i] for i in keep]
+        self._set_labels()
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def audio(self, i: int) -> np.ndarray:
-        start, end = self._audio_parts[i]
-        return self._audio[start:end].astype(np.float32) / 32767.0
+        return self._store.audio(self._rows[i]).astype(np.float32) / 32767.0
 
     def frame(self, i: int, frame: int | None = None) -> np.ndarray:
         """RGB uint8 (S, S, 3) cached frame ``frame`` of clip ``i`` (the middle one by default)."""
-        k = self._frames.shape[1]
-        return self._frames[i, k // 2 if frame is None else frame]
+        k = self._store.frames_per_clip
+        return self._store.frames(self._rows[i])[k // 2 if frame is None else frame]
 
     def face(self, i: int, frame: int | None = None, flip: bool = False, rng: np.random.Generator | None = None):
         if rng is not None:  # training augmentation
-            frame, flip = int(rng.integers(self._frames.shape[1])), bool(rng.random() < 0.5)
+            frame, flip = int(rng.integers(self._store.frames_per_clip)), bool(rng.random() < 0.5)
         img = frame_to_tensor(self.frame(i, frame))
         img = img.flip(-1) if flip else img
         return augment_face(img, rng) if rng is not None and self.augment else img

@@ -167,17 +167,31 @@ def _candidate_scores(rows: list, probe_emb: dict, cand_emb: dict, voice_probe: 
     return np.concatenate([block_scores(rows[i:i + step]) for i in range(0, len(rows), step)])
 
 
+def _present(rows: list, embs: list[dict]) -> list:
+    """The rows all of whose paths have an embedding: a clip left out as unreadable (``--on-bad
+    skip``) drops the list rows that need it instead of failing the whole evaluation (the count is
+    reported by :func:`missing_paths`)."""
+    return [r for r in rows if all(p in e for p, e in zip(r, embs))]
+
+
+def missing_paths(lists_dir: str | Path, voice_emb: dict, face_emb: dict) -> dict[str, int]:
+    """How many voice / face paths the lists name that have no embedding (their rows are dropped)."""
+    voices, faces = list_paths(lists_dir)
+    return {"voice": len(voices - voice_emb.keys()), "face": len(faces - face_emb.keys())}
+
+
 def _verification_parts(lf: ListFile, voice_emb: dict, face_emb: dict, score: Score) -> Iterator[Part]:
-    rows = read_verification(lf.paths[0])
+    rows = _present(read_verification(lf.paths[0]), [voice_emb, face_emb])
     s = _candidate_scores([r[:2] for r in rows], voice_emb, face_emb, True, score)[:, 0]
     labels = np.array([r[2] for r in rows])
     yield Part(lf.split, lf.keys, [r[0] for r in rows], lambda idx: verification(s[idx], labels[idx]))
 
 
 def _matching_parts(lf: ListFile, voice_emb: dict, face_emb: dict, score: Score) -> Iterator[Part]:
-    rows = read_matching(lf.paths[0])
     v2f = lf.keys[1] == "v2f"
-    s = _candidate_scores(rows, *((voice_emb, face_emb) if v2f else (face_emb, voice_emb)), v2f, score)
+    probe_emb, cand_emb = (voice_emb, face_emb) if v2f else (face_emb, voice_emb)
+    rows = [r for r in read_matching(lf.paths[0]) if r[0] in probe_emb and all(c in cand_emb for c in r[1:])]
+    s = _candidate_scores(rows, probe_emb, cand_emb, v2f, score)
     if lf.keys[0] == "matching_1toN":
         metric = lambda idx: {str(n): a for n, a in matching_curve(s[idx]).items()}  # noqa: E731
     else:
@@ -205,7 +219,8 @@ class Retrieval(NamedTuple):
 
 def retrieval_directions(lf: ListFile, voice_emb: dict, face_emb: dict) -> tuple[Retrieval, Retrieval]:
     """The v2f and f2v :class:`Retrieval` of a retrieval list pair (wav, jpg)."""
-    v_rows, f_rows = read_retrieval(lf.paths[0]), read_retrieval(lf.paths[1])
+    v_rows = _present(read_retrieval(lf.paths[0]), [voice_emb])
+    f_rows = _present(read_retrieval(lf.paths[1]), [face_emb])
     v_paths, f_paths = [r[0] for r in v_rows], [r[0] for r in f_rows]
     V, F = _lookup(voice_emb, v_paths, "voice"), _lookup(face_emb, f_paths, "face")
     v_id, f_id = np.array([r[1] for r in v_rows]), np.array([r[1] for r in f_rows])

@@ -39,6 +39,7 @@ class ModalitySpec:
 
     kind: str
     channels: int
+    encoder: str = ""  # the task's default encoder for this stream ("": ModelConfig.default_encoder)
 
 
 @dataclass
@@ -73,8 +74,9 @@ class ModelConfig:
     # modalities only if one head maps both into the loss space.
     proj_dim: int | None = None
 
-    def encoder_for(self, modality: str) -> str:
-        return self.encoders.get(modality, self.default_encoder)
+    def encoder_for(self, modality: str, task_default: str = "") -> str:
+        """The encoder named for ``modality``, else the task's default for it, else ``default_encoder``."""
+        return self.encoders.get(modality) or task_default or self.default_encoder
 
 
 def create_method(name: str, spec: DataSpec, model_cfg: ModelConfig | None = None, method_cfg=None) -> "Method":
@@ -136,7 +138,7 @@ class TwoStreamMethod(Method):
         super().__init__(spec, model_cfg, cfg)
         self.modalities = tuple(spec.modalities)
         self.encoders = nn.ModuleDict({
-            m: create_model(model_cfg.encoder_for(m), in_channels=s.channels, embed_dim=model_cfg.embed_dim,
+            m: create_model(model_cfg.encoder_for(m, s.encoder), in_channels=s.channels, embed_dim=model_cfg.embed_dim,
                             proj_dim=None)
             for m, s in spec.modalities.items()})
         self.projection = (nn.Sequential(nn.ReLU(), nn.Linear(model_cfg.embed_dim, model_cfg.proj_dim))

@@ -34,7 +34,8 @@ class ResNetEncoder(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), embed_dim: int = 128,
-                 proj_dim: int | None = 128, large_stem: bool = False, stem_stride: int = 1):
+                 proj_dim: int | None = 128, large_stem: bool = False, stem_stride: int = 1,
+                 stage_strides: tuple | None = None):
         super().__init__()
         if large_stem:  # ImageNet-style stem for 224² inputs
             self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
@@ -43,17 +44,24 @@ class ResNetEncoder(nn.Module):
             self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, stem_stride, 1, bias=False), nn.BatchNorm2d(widths[0]),
                                       nn.ReLU(inplace=True))
         layers, c = [], widths[0]
+        # stage_strides: each stage's first-block stride, an int or (rows, cols) — e.g. (1, 2) keeps a
+        # spectrogram's frequency rows; default 1 then 2 per stage
+        strides = stage_strides or (1,) + (2,) * (len(widths) - 1)
         for i, (w, n) in enumerate(zip(widths, blocks)):
             for j in range(n):
-                layers.append(BasicBlock(c, w, stride=2 if (j == 0 and i > 0) else 1))
+                layers.append(BasicBlock(c, w, stride=strides[i] if j == 0 else 1))
                 c = w
         self.trunk = nn.Sequential(*layers)
         self.fc = nn.Linear(c, embed_dim)
         self.proj = (nn.Sequential(nn.ReLU(inplace=True), nn.Linear(embed_dim, proj_dim)) if proj_dim else nn.Identity())
         self.embed_dim, self.out_dim = embed_dim, proj_dim or embed_dim
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) trunk output before pooling (attention and localisation read it)."""
+        return self.trunk(self.stem(x))
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.trunk(self.stem(x)).mean(dim=(2, 3)))
+        return self.fc(self.feature_map(x).mean(dim=(2, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.features(x))

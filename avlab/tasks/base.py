@@ -63,10 +63,41 @@ class Task(ABC):
     def data_spec(self, dataset) -> DataSpec:
         return DataSpec(self.name, dict(self.modalities), len(dataset), dataset.n_classes)
 
+    def example_batch(self, n: int = 8, classes: int = 4, side: int = 48, frames: int = 101, bins: int = 64,
+                      seed: int = 0) -> dict:
+        """A random batch shaped like this task's collated batches (tests of every method × task): an
+        ``image`` is (n, C, side, side), a ``spectrogram`` (n, bins, frames), a ``video`` (n, C, 8, side,
+        side), a ``sequence`` (n, frames, C); plus ``index`` and ``label``. A task whose batches differ
+        overrides it."""
+        import torch
+
+        g = torch.Generator().manual_seed(seed)
+        shapes = {"image": lambda c: (n, c, side, side), "spectrogram": lambda c: (n, bins, frames),
+                  "video": lambda c: (n, c, 8, side, side), "sequence": lambda c: (n, frames, c)}
+        batch = {}
+        for m, spec in self.modalities.items():
+            if spec.kind not in shapes:
+                raise NotImplementedError(f"task {self.name!r}: no example shape for modality kind {spec.kind!r}; "
+                                          "override example_batch")
+            batch[m] = torch.randn(shapes[spec.kind](spec.channels), generator=g)
+        return {**batch, "index": torch.arange(n), "label": torch.arange(n) % classes}
+
+    def prepare_shards(self, data, out, cfg, splits=None, shard_size: int = 256, workers: int = 2,
+                       progress: bool = True) -> Path:
+        """Pre-decode ``data`` into WebDataset shards under ``out`` that ``train_dataset`` and
+        ``evaluate`` read like the raw layout (``avlab prepare shards``)."""
+        raise NotImplementedError(f"task {self.name!r} has no shard preparation yet")
+
     # --- evaluation ------------------------------------------------------------------------------
     @abstractmethod
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         """Score a trained method with the protocol; write ``run/eval.json`` and return it."""
+
+    def validator(self, data, cfg, workers: int = 2):
+        """A callable ``method -> float`` (higher is better) on the data's validation split — never
+        the test split — that the loop runs every ``val_every`` epochs to keep ``best.safetensors``;
+        None when the task or the data has no validation split. It has a ``metric`` name."""
+        return None
 
     def headline(self, result: dict) -> dict[str, float]:
         """The key metrics of an ``eval.json`` result, flattened (``{"verification/U/auc": …}``)."""

@@ -21,7 +21,7 @@ from avlab.device import to_device
 from avlab.eval.bootstrap import bootstrap_parts
 from avlab.eval.chance import chance_metrics
 from avlab.eval.tree import gap_closed
-from avlab.eval.voiceface import point_estimates, scored_parts
+from avlab.eval.voiceface import missing_paths, point_estimates, scored_parts
 
 SPLITS = ("train", "val", "seen_heard", "unseen_unheard")
 
@@ -59,7 +59,35 @@ def embed_dataset(method, ds: VoiceFaceDataset, n_voice_crops: int = 5, batch: i
 
 def eval_dataset(root: Path, task_cfg, workers: int, progress: bool, splits=SPLITS) -> VoiceFaceDataset:
     return VoiceFaceDataset(root, splits, face_size=task_cfg.face_size, crop_seconds=task_cfg.crop_seconds,
-                            train=False, mel=MelConfig(n_mels=task_cfg.n_mels), workers=workers, progress=progress)
+                            train=False, mel=MelConfig(n_mels=task_cfg.n_mels), workers=workers, progress=progress,
+                            on_bad=task_cfg.on_bad)
+
+
+class ValidationAUC:
+    """Model selection: verification ROC AUC over every (voice, face) pair of the validation
+    identities (same identity = positive). Cheap (one embedding pass over a few dozen clips, no
+    list files) and computed on identities that are neither trained on nor tested."""
+
+    metric = "val_verification_auc"
+
+    def __init__(self, ds: VoiceFaceDataset, n_voice_crops: int = 3):
+        self.ds, self.n_voice_crops = ds, n_voice_crops
+        ids = np.array([c.identity for c in ds.clips])
+        self.same = ids[:, None] == ids[None, :]
+
+    @classmethod
+    def for_data(cls, root, task_cfg, workers: int = 2) -> "ValidationAUC | None":
+        try:
+            ds = eval_dataset(Path(root), task_cfg, workers, progress=False, splits=("val",))
+        except ValueError:  # no validation clips (e.g. a VoxCeleb2 root): selection is off
+            return None
+        return cls(ds) if len(ds.identities) >= 2 else None
+
+    def __call__(self, method) -> float:
+        from avlab.eval.metrics import verification
+
+        voice, face = embed_dataset(method, self.ds, self.n_voice_crops, progress=False)
+        return verification((voice @ face.T).ravel(), self.same.ravel())["auc"]
 
 
 def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, n_voice_crops: int = 5,
@@ -80,7 +108,8 @@ def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, n_voice_
     metrics = point_estimates(parts)
     identity = {c.path: c.identity for c in ds.clips}
     result = {"run": str(run), "method": cfg.method, "task": cfg.task, "data": str(root),
-              "n_voice_crops": n_voice_crops, "metrics": metrics,
+              "n_voice_crops": n_voice_crops, "missing_list_paths": missing_paths(lists_dir, voice_emb, face_emb),
+              "bad_clips": len(ds.bad), "metrics": metrics,
               "ci": bootstrap_parts(parts, identity, n_boot=n_boot, seed=cfg.seed),
               "chance": chance_metrics(lists_dir, voice_emb, face_emb, seed=cfg.seed)}
     if (root / "oracle.json").exists():

@@ -31,6 +31,7 @@ class VoiceFaceTask(Task):
         crop_seconds: float = 2.0  # voice window
         n_mels: int = 64
         augment: bool = True  # face crop/colour jitter, voice gain/noise (avlab.data.voxceleb)
+        on_bad: str = "skip"  # a clip that cannot be decoded: "skip" (leave it out, list it) | "fail" (stop)
 
     def recognises(self, root: Path) -> bool:
         return (root / "dev" / "mp4").is_dir() or (root / "test" / "mp4").is_dir()
@@ -49,7 +50,18 @@ class VoiceFaceTask(Task):
 
         return VoiceFaceDataset(data, ("train",), face_size=cfg.face_size, crop_seconds=cfg.crop_seconds, train=True,
                                 mel=MelConfig(n_mels=cfg.n_mels), workers=workers, progress=progress,
-                                augment=cfg.augment)
+                                augment=cfg.augment, on_bad=cfg.on_bad)
+
+    def prepare_shards(self, data, out, cfg, splits=None, shard_size: int = 256, workers: int = 2,
+                       progress: bool = True) -> Path:
+        from avlab.tasks.voiceface.shards import SPLITS, prepare_shards
+
+        return prepare_shards(data, out, cfg, splits or SPLITS, shard_size, workers=workers, progress=progress)
+
+    def validator(self, data, cfg, workers: int = 2):
+        from avlab.tasks.voiceface.protocol import ValidationAUC
+
+        return ValidationAUC.for_data(data, cfg, workers)
 
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.voiceface.protocol import evaluate
