@@ -48,6 +48,17 @@ def test_round_trip_and_a_webdataset_layout(tmp_path):
         assert tar.getnames()[:2] == ["s0004.x.npy", "s0004.meta.json"]
 
 
+def test_the_webdataset_library_streams_our_shards(tmp_path):
+    """Shards are plain WebDataset tars: its own reader streams the same samples."""
+    import webdataset as wds
+
+    out = _write(tmp_path / "s")
+    urls = [str(p) for p in sorted(out.glob("shard-*.tar"))]
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode())
+    assert [s["__key__"] for s in samples] == [f"s{i:04d}" for i in range(10)]
+    assert all(s["x.npy"].tolist() == [[i, i]] * 3 and s["meta.json"] == {"id": i} for i, s in enumerate(samples))
+
+
 def test_writing_resumes_keeping_finished_shards(tmp_path):
     out = _write(tmp_path / "s")
     first = (out / "shard-000000.tar").stat().st_mtime_ns
