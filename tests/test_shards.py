@@ -120,3 +120,11 @@ def test_voice_face_shards_serve_the_same_samples_and_train_and_evaluate(tiny_se
                 "--batch-size", "8", "--face-size", "48", "--workers", "2", "--eval", "--quiet"]) == 0
     result = json.loads((out / "eval.json").read_text())
     assert result["task"] == "voice-face" and "verification" in result["metrics"]["unseen_unheard"]
+
+
+def test_a_raw_layout_too_large_for_memory_points_to_shards(tiny_set, monkeypatch):
+    from avlab.data.voxceleb import VoiceFaceDataset
+
+    monkeypatch.setenv("AVLAB_MAX_CACHE_GB", "0.001")
+    with pytest.raises(ValueError, match="avlab prepare shards"):
+        VoiceFaceDataset(tiny_set, ("train",), face_size=48, progress=False)

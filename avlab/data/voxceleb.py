@@ -344,6 +344,21 @@ def augment_wave(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return ((crops + noise) * rng.uniform(0.5, 1.5, (len(crops), 1))).astype(np.float32)
 
 
+MAX_CACHE_GB = 4.0  # the in-RAM cache is for sets that fit; larger ones are read from shards
+
+
+def check_cache_fits(clips: list[Clip], face_size: int, frames_per_clip: int, root) -> None:
+    """Refuse to decode a raw layout into memory when it would not fit comfortably (more than
+    ``$AVLAB_MAX_CACHE_GB``, default 4): memory must not grow with the dataset; shards do not."""
+    limit = float(os.environ.get("AVLAB_MAX_CACHE_GB", MAX_CACHE_GB))
+    seconds = sum(c.n_frames / (c.fps or 25.0) for c in clips)
+    need = (seconds * 16_000 * 2 + len(clips) * frames_per_clip * face_size**2 * 3) / 2**30
+    if need > limit:
+        raise ValueError(f"{len(clips)} clips of {root} would take ~{need:.1f} GB in memory decoded (limit "
+                         f"{limit:g} GB, $AVLAB_MAX_CACHE_GB): write them as shards once with `avlab prepare shards "
+                         f"--data {root} --out SHARDS` and train on --data SHARDS")
+
+
 class VoiceFaceDataset:
     """(face, voice log-mel, clip index, identity index) samples of one or more clip splits.
 
@@ -381,6 +396,7 @@ class VoiceFaceDataset:
                              + (f" that can be read ({len(known_bad)} cannot: see `avlab scan {root}`)"
                                 if known_bad else ""))
         self.n_listed = len(self.clips) + len(known_bad)  # clips found, bad ones included
+        check_cache_fits(self.clips, face_size, frames_per_clip, root)
         data = np.load(build_cache(self.index, self.clips, face_size, frames_per_clip, workers, progress,
                                    on_bad=on_bad, known_bad=known_bad))
         kept = set(data["paths"].tolist())  # clips that failed to decode are left out of the cache
