@@ -341,7 +341,7 @@ def _demo(args) -> int:
 
     prepare_environment()  # before Gradio is imported
     from avlab.demo.app import launch, log_to_stderr, task_tabs
-    from avlab.demo.inputs import Limits
+    from avlab.data.uploads import Limits
 
     log_to_stderr()
     auth = None

@@ -120,7 +120,7 @@ def test_header_counts_and_rotation_do_not_fool_the_frame_reader(corpus):
 
 
 def test_a_decompression_bomb_gets_the_megapixel_message(corpus):
-    from avlab.demo.inputs import UploadError, read_face
+    from avlab.data.uploads import UploadError, read_face
 
     with pytest.raises(UploadError, match=r"'huge_image.png' is 400 million pixels; the limit is 40 megapixels"):
         read_face(corpus[1]["huge_image"], 32)

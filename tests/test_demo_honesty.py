@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from avlab.demo.card import headline, headline_markdown, trained_on_markdown
+from avlab.tasks.run_card import headline, headline_markdown, trained_on_markdown
 
 
 def _eval(run: Path, value: float, ci: list[float]) -> Path:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avlab.demo import inputs
-from avlab.demo.inputs import Limits, UploadError, read_face, read_voice, square_crop
+from avlab.data import uploads as inputs
+from avlab.data.uploads import Limits, UploadError, read_face, read_voice, square_crop
 
 
 def drawn_face(width=400, height=300, cx=280, cy=150, s=60) -> np.ndarray:

@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from avlab.demo.card import card_markdown, card_metrics, card_status, headline_markdown, trained_on_markdown
-from avlab.demo.inputs import Limits
-from avlab.demo.widgets import MediaFiles, friendly, quiet_refusals
+from avlab.tasks.run_card import card_markdown, card_metrics, card_status, headline_markdown, trained_on_markdown
+from avlab.data.uploads import Limits
+from avlab.tasks.demo_widgets import MediaFiles, friendly, quiet_refusals
 from avlab.registry import TASKS
 from avlab.runs import load_config
 

@@ -114,7 +114,8 @@ class Method(nn.Module, ABC):
         """(loss, logs): ``logs["loss"]`` is the detached loss; every value a scalar tensor."""
 
     def embed(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"method {self.name!r} has no embedding of {modality!r}")
+        raise ValueError(f"method {self.name!r} produces no embedding of {modality!r} (it is evaluated "
+                         "through its other outputs)")
 
     def on_epoch_start(self, epoch: int, run_dir=None) -> dict:
         return {}

@@ -77,7 +77,7 @@ class Task(ABC):
         batch = {}
         for m, spec in self.modalities.items():
             if spec.kind not in shapes:
-                raise NotImplementedError(f"task {self.name!r}: no example shape for modality kind {spec.kind!r}; "
+                raise ValueError(f"task {self.name!r}: no example shape for modality kind {spec.kind!r}; "
                                           "override example_batch")
             batch[m] = torch.randn(shapes[spec.kind](spec.channels), generator=g)
         return {**batch, "index": torch.arange(n), "label": torch.arange(n) % classes}
@@ -86,7 +86,8 @@ class Task(ABC):
                        progress: bool = True) -> Path:
         """Pre-decode ``data`` into WebDataset shards under ``out`` that ``train_dataset`` and
         ``evaluate`` read like the raw layout (``avlab prepare shards``)."""
-        raise NotImplementedError(f"task {self.name!r} has no shard preparation yet")
+        raise ValueError(f"task {self.name!r} reads its raw layout only; `avlab prepare shards` is available for "
+                         f"{', '.join(n for n, t in TASKS.items() if type(t).prepare_shards is not Task.prepare_shards)}")
 
     # --- evaluation ------------------------------------------------------------------------------
     @abstractmethod

@@ -1,8 +1,8 @@
 """The voice-face demo tabs: Voice → Face and Face → Voice rankings with a trained run."""
 from __future__ import annotations
 
-from avlab.demo.inputs import FACE_EXTS, VOICE_EXTS, Limits
-from avlab.demo.widgets import friendly, upload_paths
+from avlab.data.uploads import FACE_EXTS, VOICE_EXTS, Limits
+from avlab.tasks.demo_widgets import friendly, upload_paths
 from avlab.tasks.voiceface.matcher import Matcher, Ranking
 
 TOP_VOICES = 5  # audio players in the face → voice tab
@@ -38,7 +38,7 @@ class VoiceFaceTabs:
     """What the generic demo page asks of a task: an ``intro`` line and ``render(files)``."""
 
     def __init__(self, matcher: Matcher):
-        from avlab.demo.card import headline
+        from avlab.tasks.run_card import headline
 
         self.matcher = matcher
         measured = headline(matcher.run)

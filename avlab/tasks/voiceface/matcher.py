@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from avlab.data.features import MelConfig
-from avlab.demo.inputs import Limits, UploadError, read_face, read_voice, voice_mels
+from avlab.data.uploads import Limits, UploadError, read_face, read_voice, voice_mels
 from avlab.tasks.voiceface.protocol import embed_dataset, embed_faces, embed_voices
 
 TEST_SPLIT = "unseen_unheard"

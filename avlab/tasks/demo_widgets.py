@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avlab.demo.inputs import UploadError
+from avlab.data.uploads import UploadError
 
 log = logging.getLogger("avlab.demo")
 
