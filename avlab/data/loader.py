@@ -8,6 +8,7 @@ Workers persist across epochs (the sampler lives in the main process; its epoch 
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
@@ -46,6 +47,19 @@ class EpochBatchSampler(Sampler):
 
     def __len__(self) -> int:
         return self.batches_per_epoch - self.start_batch
+
+
+def seeded_subset(n: int, fraction: float, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded random ``fraction`` of ``n`` samples (at least one): the samples a
+    dataset's ``subset`` keeps (low-shot labels), the same for every task.
+
+    >>> seeded_subset(10, 0.3, seed=1).tolist() == seeded_subset(10, 0.3, seed=1).tolist()
+    True
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    k = max(1, int(round(fraction * n)))
+    return np.sort(np.random.default_rng([seed, 99]).choice(n, k, replace=False))
 
 
 def _worker_init(_worker_id: int) -> None:

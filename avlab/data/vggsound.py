@@ -22,6 +22,7 @@ import numpy as np
 
 from avlab.data import media
 from avlab.data.features import MelConfig, log_mel
+from avlab.data.loader import seeded_subset
 from avlab.parallel import imap_watched
 
 KEY_FRAMES = 5  # cached frames per clip; the middle one is the annotated/evaluated key frame
@@ -139,10 +140,7 @@ class LocalisationDataset:
 
     def subset(self, fraction: float, seed: int = 0) -> None:
         """Keep a seeded random ``fraction`` of the clips (at least one)."""
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
-        n = max(1, int(round(fraction * len(self.clips))))
-        keep = np.sort(np.random.default_rng([seed, 99]).choice(len(self.clips), n, replace=False))
+        keep = seeded_subset(len(self.clips), fraction, seed)
         self.clips = [self.clips[i] for i in keep]
         self._frames = self._frames[keep]
         self._audio_parts = [self._audio_parts[i] for i in keep]

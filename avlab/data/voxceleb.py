@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from avlab.data import media
 from avlab.data.clipstore import CachedClips, ShardClips
 from avlab.data.features import MelConfig, log_mel
+from avlab.data.loader import seeded_subset
 from avlab.data.shards import MANIFEST as SHARDS_MANIFEST
 from avlab.data.shards import ShardReader
 from avlab.parallel import imap_watched
@@ -447,10 +448,7 @@ class VoiceFaceDataset:
 
     def subset(self, fraction: float, seed: int = 0) -> None:
         """Keep a seeded random ``fraction`` of the clips (at least one), e.g. for low-shot labels."""
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
-        n = max(1, int(round(fraction * len(self.clips))))
-        keep = np.sort(np.random.default_rng([seed, 99]).choice(len(self.clips), n, replace=False))
+        keep = seeded_subset(len(self.clips), fraction, seed)
         self.clips = [self.clips[i] for i in keep]
         self._rows = [self._rows[i] for i in keep]
         self._set_labels()

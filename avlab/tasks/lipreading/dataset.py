@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from avlab.data.features import mfcc
+from avlab.data.loader import seeded_subset
 from avlab.data.lrw import FPS, SAMPLE_RATE, build_cache, index_lrw
 from avlab.data.voxceleb import augment_wave
 
@@ -65,10 +66,7 @@ class LipWordsDataset:
 
     def subset(self, fraction: float, seed: int = 0) -> None:
         """Keep a seeded random ``fraction`` of the clips (at least one): low-shot labels."""
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
-        n = max(1, int(round(fraction * len(self.clips))))
-        keep = np.sort(np.random.default_rng([seed, 99]).choice(len(self.clips), n, replace=False))
+        keep = seeded_subset(len(self.clips), fraction, seed)
         self.clips = [self.clips[i] for i in keep]
         self._frames, self._audio = self._frames[keep], self._audio[keep]
         self._labels()
