@@ -132,6 +132,7 @@ def _train(args, rest: list[str] | None = None) -> int:
                       workers=args.workers, device=args.device, amp=args.amp, log_every=args.log_every,
                       val_every=args.val_every,
                       init_from=args.init_from or "", train_fraction=args.train_fraction,
+                      trunk_lr_scale=args.trunk_lr_scale, early_stop=args.early_stop,
                       model=ModelConfig(_encoders(args.encoder), args.default_encoder, args.embed_dim, args.proj_dim),
                       method_args=method_args, task_args=task_args)
     cfg.method_config(), cfg.task_config()  # validate against the method and the task before any work
@@ -212,12 +213,15 @@ def _eval(args) -> int:
 
 
 def _lowshot(args) -> int:
-    from avlab.lowshot import run_lowshot
+    from avlab.lowshot import Recipe, run_lowshot, table_text
 
     pretrained = {Path(r).name: r for r in args.runs}
-    summary = run_lowshot(pretrained, args.data, args.out, args.fractions, args.epochs, args.seed, not args.quiet,
+    recipe = Recipe(probe_epochs=args.probe_epochs, finetune_epochs=args.epochs, scratch_epochs=args.epochs,
+                    finetune_lr_scale=args.finetune_lr_scale, trunk_lr_scale=args.trunk_lr_scale,
+                    early_stop=args.early_stop)
+    summary = run_lowshot(pretrained, args.data, args.out, args.fractions, args.seeds, recipe, not args.quiet,
                           batch_size=args.batch_size)
-    print(json.dumps(summary["headline"], indent=1))
+    print(table_text(summary))
     print(f"wrote {args.out}/lowshot.json")
     return 0
 
@@ -427,8 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--embed-dim", type=int, default=128)
     s.add_argument("--proj-dim", type=int, default=None, help="shared projection head (default: none)")
     s.add_argument("--checkpoint-every", type=int, default=100)
-    s.add_argument("--init-from", help="a finished run whose encoders initialise this one")
+    s.add_argument("--init-from", help="a finished run whose encoders (and any weight of the same name and shape) "
+                                       "initialise this one")
     s.add_argument("--train-fraction", type=float, default=1.0)
+    s.add_argument("--trunk-lr-scale", type=float, default=1.0,
+                   help="the encoders' trunks learn at lr × this; 0 freezes them (a linear probe)")
+    s.add_argument("--early-stop", type=int, default=0,
+                   help="stop after this many validations without a better score (0: off)")
     s.add_argument("--workers", type=int, default=None, help="data-loading processes (default: cores, at most 4)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto: CUDA when present)")
     s.add_argument("--amp", action="store_true", help="bfloat16 mixed precision on CUDA")
@@ -464,14 +473,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_eval)
 
-    s = sub.add_parser("lowshot", help="fine-tune pre-trained runs and scratch with a fraction of identity labels")
+    s = sub.add_parser("lowshot", help="zero-shot vs linear probe vs fine-tuning vs scratch with a fraction of identity labels")
     s.add_argument("--runs", nargs="*", default=[], help="pre-trained runs to compare (plus from scratch)")
     s.add_argument("--data", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--fractions", nargs="+", type=float, default=[0.05, 0.1])
-    s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--fractions", nargs="+", type=float, default=[0.01, 0.05, 0.1])
+    s.add_argument("--seeds", nargs="+", type=int, default=[0])
+    s.add_argument("--probe-epochs", type=int, default=10, help="linear probe (trunks frozen)")
+    s.add_argument("--epochs", type=int, default=20, help="fine-tuning and from-scratch epochs (at most: early stop)")
+    s.add_argument("--finetune-lr-scale", type=float, default=0.1, help="fine-tuning lr = the pre-trained run's × this")
+    s.add_argument("--trunk-lr-scale", type=float, default=0.1, help="the trunks' lr = the fine-tuning lr × this")
+    s.add_argument("--early-stop", type=int, default=5, help="validations without a better score before stopping")
     s.add_argument("--batch-size", type=int, help="default: the pre-trained run's")
-    s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_lowshot)
 

@@ -47,7 +47,10 @@ class TrainConfig:
     amp: bool = False  # bfloat16 autocast on CUDA
     log_every: int = 20  # steps between syncs of the logged values to the host
     val_every: int = 1  # epochs between validation scores (best.safetensors); 0: none
-    init_from: str = ""  # a run whose encoder weights initialise this one (low-shot fine-tuning)
+    init_from: str = ""  # a run whose weights initialise this one (low-shot fine-tuning): its encoders, and
+    # every other weight of the same name and shape (e.g. a linear probe's classifier)
+    trunk_lr_scale: float = 1.0  # the encoders' trunks learn at lr × this; 0 freezes them (a linear probe)
+    early_stop: int = 0  # stop after this many validations without a better score (0: train every epoch)
     train_fraction: float = 1.0  # share of the training samples used (seeded choice; low-shot)
     model: ModelConfig = field(default_factory=ModelConfig)
     method_args: dict = field(default_factory=dict)

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -82,23 +83,45 @@ def build(cfg: TrainConfig, progress: bool = True):
 
 
 def init_encoders(method, run: str | os.PathLike) -> None:
-    """Copy the encoders of a finished run into ``method`` (same architecture)."""
+    """Copy the encoders of a finished run into ``method`` (same architecture), and every other
+    weight of the same name and shape (a probe's classifier, a shared projection head)."""
     from safetensors.torch import load_file
 
     weights = Path(run) / "model.safetensors"
     if not weights.exists():
         raise FileNotFoundError(f"--init-from {run}: no model.safetensors there")
-    enc = {k: v for k, v in migrate_state_dict(load_file(str(weights))).items() if k.startswith("encoders.")}
-    missing, _ = method.load_state_dict(enc, strict=False)
-    if any(k.startswith("encoders.") for k in missing):
+    own = method.state_dict()
+    loaded = migrate_state_dict(load_file(str(weights)))
+    if any(k.startswith("encoders.") and (k not in loaded or loaded[k].shape != v.shape) for k, v in own.items()):
         raise ValueError(f"--init-from {run}: its encoders do not match this run's model options")
+    method.load_state_dict({k: v for k, v in loaded.items() if k in own and own[k].shape == v.shape}, strict=False)
 
 
-def _optimizer(cfg: TrainConfig, params):
+def _param_groups(cfg: TrainConfig, method) -> list[dict]:
+    """One group, or the trunk apart at ``cfg.trunk_lr_scale`` × the learning rate (frozen at 0)."""
+    if cfg.trunk_lr_scale == 1.0:
+        return [{"params": list(method.parameters()), "lr_scale": 1.0}]
+    if cfg.trunk_lr_scale < 0:
+        raise ValueError(f"trunk_lr_scale must be >= 0, got {cfg.trunk_lr_scale}")
+    trunk = {id(p) for m in method.trunk_modules() for p in m.parameters()}
+    if not trunk:
+        raise ValueError(f"trunk_lr_scale {cfg.trunk_lr_scale}: the encoders of method {cfg.method!r} do not say "
+                         "which layers are their trunk (trunk_modules)")
+    if cfg.trunk_lr_scale == 0:
+        method.freeze_trunk()
+    head = [p for p in method.parameters() if id(p) not in trunk]
+    groups = [{"params": head, "lr_scale": 1.0}]
+    if cfg.trunk_lr_scale > 0:
+        groups.append({"params": [p for p in method.parameters() if id(p) in trunk], "lr_scale": cfg.trunk_lr_scale})
+    return groups
+
+
+def _optimizer(cfg: TrainConfig, method):
+    groups = _param_groups(cfg, method)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adam | adamw)")
 
 
@@ -178,6 +201,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         cfg = TrainConfig.from_json(json.loads((run / "config.json").read_text()))
     cfg = resolve_task(cfg)
     cfg.method_config(), cfg.task_config()  # refuse unknown options before any work
+    if cfg.early_stop and not cfg.val_every:
+        raise ValueError(f"early_stop {cfg.early_stop} needs validation scores: set val_every > 0")
     device = resolve_device(cfg.device)
     device = dist.setup(device.type) or device
     main = dist.is_main()
@@ -187,7 +212,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     ds, method = build(cfg, progress)
     method.to(device)
     step_fn = _stepper(method, device)
-    opt = _optimizer(cfg, method.parameters())
+    opt = _optimizer(cfg, method)
     loader, sampler = make_loader(ds, cfg.batch_size, cfg.seed, cfg.n_workers, pin_memory=device.type == "cuda",
                                   rank=dist.rank(), world=dist.world_size())
     steps_per_epoch = sampler.batches_per_epoch
@@ -231,7 +256,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         for batch in loader:
             batch = to_device(batch, device)
             for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"], total, warmup, cfg.lr, cfg.min_lr)
+                g["lr"] = g.get("lr_scale", 1.0) * lr_at(state["step"], total, warmup, cfg.lr, cfg.min_lr)
             with autocast:
                 loss, step_logs = step_fn(batch)
             # On the CPU every step is checked (free); on CUDA or across processes only every
@@ -280,6 +305,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         checkpoint()
         if on_epoch and main:
             on_epoch(record)
+        if cfg.early_stop and _patience_spent(state, epoch, cfg):
+            if main:
+                print(f"{run.name}: no better validation score for {epoch - state['best_epoch']} epochs; "
+                      f"stopping early at epoch {epoch} (best: epoch {state['best_epoch']})", file=sys.stderr)
+            break
     bar.close()
     if main:
         save_weights(run / "model.safetensors", method, {"method": cfg.method, "config": json.dumps(cfg.to_json())})
@@ -299,6 +329,13 @@ def _validate(validator, method, state: dict, epoch: int, run: Path, cfg: TrainC
         save_weights(run / "best.safetensors", method, {"method": cfg.method, "epoch": str(epoch),
                                                         validator.metric: str(score)})
     return {validator.metric: score, "best_epoch": state["best_epoch"]}
+
+
+def _patience_spent(state: dict, epoch: int, cfg: TrainConfig) -> bool:
+    """Whether ``cfg.early_stop`` validations have passed without a better score (rank 0 knows;
+    every process gets its answer, so all stop together)."""
+    best = state.get("best_epoch")
+    return bool(dist.broadcast_object(best is not None and epoch - best >= cfg.early_stop * max(cfg.val_every, 1)))
 
 
 def _truncate_metrics(path: Path, epochs_done: int) -> None:

@@ -102,15 +102,74 @@ def test_cli_train_eval_and_bad_options(tiny_set, tmp_path, capsys):
     assert "has no option(s) ['kappa']" in capsys.readouterr().err
 
 
-def test_lowshot_from_a_pretrained_run_and_from_scratch(tiny_set, tmp_path):
-    from avlab.lowshot import run_lowshot
+def test_lowshot_recipe_probes_then_fine_tunes_beside_zero_shot_and_scratch(tiny_set, tmp_path):
+    from avlab.lowshot import Recipe, run_lowshot, table_text
 
     pre = train(cfg_for(tiny_set, tmp_path / "pre", method="cid", epochs=1), progress=False)
-    summary = run_lowshot({"cid": str(pre)}, str(tiny_set), tmp_path / "ls", fractions=(0.5,), epochs=1,
-                          progress=False)
-    assert set(summary["headline"]["0.5"]) == {"cid", "scratch"} and summary["split"] == "unseen_unheard"
-    cfg = json.loads((tmp_path / "ls" / "cid-0.5" / "config.json").read_text())
-    assert cfg["init_from"] == str(pre) and cfg["n_train_clips"] < json.loads((pre / "config.json").read_text())["n_train_clips"]
+    evaluate_run(pre, progress=False)
+    recipe = Recipe(probe_epochs=1, finetune_epochs=2, scratch_epochs=1, early_stop=1)
+    summary = run_lowshot({"cid": str(pre)}, str(tiny_set), tmp_path / "ls", fractions=(0.5,), seeds=(0, 1),
+                          recipe=recipe, progress=False)
+    assert summary["split"] == "unseen_unheard" and len(summary["runs"]) == 2 * 4
+    assert list(summary["table"]["0.5"]) == ["cid/zero-shot", "cid/probe", "cid/fine-tune", "scratch"]
+    zero = json.loads((pre / "eval.json").read_text())["metrics"]["unseen_unheard"]["verification"]["U"]["auc"]
+    assert summary["table"]["0.5"]["cid/zero-shot"]["verification/U/auc"] == [pytest.approx(zero), 0.0]
+    assert "cid/fine-tune" in table_text(summary)
+    # The probe kept the pre-trained trunks bit for bit (BatchNorm statistics too); its last linear
+    # layers learned. Fine-tuning started from the probe, classifier included, at a tenth of the lr.
+    before, probe = load_file(str(pre / "model.safetensors")), load_file(str(tmp_path / "ls" / "cid-probe-0.5-s0" / "model.safetensors"))
+    trunk = [k for k in before if ".trunk." in k or ".stem." in k]
+    assert trunk and all(torch.equal(before[k], probe[k]) for k in trunk)
+    assert not torch.equal(before["encoders.face.fc.weight"], probe["encoders.face.fc.weight"])
+    ft = json.loads((tmp_path / "ls" / "cid-finetune-0.5-s0" / "config.json").read_text())
+    pre_cfg = json.loads((pre / "config.json").read_text())
+    assert ft["init_from"].endswith("cid-probe-0.5-s0") and ft["trunk_lr_scale"] == 0.1
+    assert ft["lr"] == pytest.approx(pre_cfg["lr"] * 0.1) and ft["n_train_clips"] < pre_cfg["n_train_clips"]
+
+
+def test_fine_tuning_starts_from_the_probe_classifier(tiny_set, tmp_path):
+    probe = train(cfg_for(tiny_set, tmp_path / "probe", method="supervised", epochs=1, trunk_lr_scale=0.0),
+                  progress=False)
+    from avlab.train import build, resolve_task
+
+    cfg = resolve_task(cfg_for(tiny_set, tmp_path / "ft", method="supervised", init_from=str(probe)))
+    _, method = build(cfg, progress=False)
+    assert torch.equal(method.classifier.detach(), load_file(str(probe / "model.safetensors"))["classifier"])
+
+
+def test_trunk_learning_rate_is_scaled_and_zero_freezes(tiny_set):
+    from avlab.train import _param_groups, build, resolve_task
+
+    _, method = build(resolve_task(cfg_for(tiny_set, "unused", method="cid")), progress=False)
+    groups = _param_groups(cfg_for(tiny_set, "unused", method="cid", trunk_lr_scale=0.25), method)
+    trunk = {id(p) for m in method.trunk_modules() for p in m.parameters()}
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.25]
+    assert {id(p) for p in groups[1]["params"]} == trunk and not trunk & {id(p) for p in groups[0]["params"]}
+    groups = _param_groups(cfg_for(tiny_set, "unused", method="cid", trunk_lr_scale=0.0), method)
+    assert len(groups) == 1 and not trunk & {id(p) for p in groups[0]["params"]}
+    method.train()
+    frozen = [m for t in method.trunk_modules() for m in t.modules()]
+    assert all(not m.training for m in frozen) and method.encoders["face"].fc.training
+    assert all(not p.requires_grad for t in method.trunk_modules() for p in t.parameters())
+
+
+def test_early_stop_after_validations_without_improvement(tiny_set, tmp_path, monkeypatch):
+    from avlab.tasks.voiceface.task import VoiceFaceTask
+
+    class Falling:  # a validation score that only gets worse after the second epoch
+        metric = "val_score"
+        scores = iter([0.5, 0.9, 0.8, 0.7, 0.6, 0.5])
+
+        def __call__(self, method):
+            return next(self.scores)
+
+    monkeypatch.setattr(VoiceFaceTask, "validator", lambda self, data, cfg, workers=2: Falling())
+    run = train(cfg_for(tiny_set, tmp_path / "es", method="cid", epochs=6, early_stop=2), progress=False)
+    metrics = read_metrics(run)
+    assert [m["epoch"] for m in metrics] == [0, 1, 2, 3] and metrics[-1]["best_epoch"] == 1
+    assert (run / "model.safetensors").exists() and (run / "best.safetensors").exists()
+    with pytest.raises(ValueError, match="needs validation scores"):
+        train(cfg_for(tiny_set, tmp_path / "es2", method="cid", early_stop=2, val_every=0), progress=False)
 
 
 def test_model_selection_on_validation_identities_never_test(tiny_set, tmp_path):

@@ -113,6 +113,27 @@ class Method(nn.Module, ABC):
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss, logs): ``logs["loss"]`` is the detached loss; every value a scalar tensor."""
 
+    def trunk_modules(self) -> list[nn.Module]:
+        """The encoders' feature extractors below their last linear layer (``TrainConfig.trunk_lr_scale``
+        trains them slowly or, at 0, freezes them: a linear probe). Empty when the encoders say
+        nothing of their trunk."""
+        encoders = getattr(self, "encoders", {})
+        return [m for enc in encoders.values() for m in (enc.trunk_modules() if hasattr(enc, "trunk_modules") else [])]
+
+    def freeze_trunk(self) -> None:
+        """No gradients for the trunk, and its BatchNorm statistics kept as loaded (eval mode in
+        training too), so a probe sees exactly the pre-trained features."""
+        self._frozen = self.trunk_modules()
+        for p in (p for m in self._frozen for p in m.parameters()):
+            p.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in getattr(self, "_frozen", []):
+            m.eval()
+        return self
+
     def embed(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"method {self.name!r} produces no embedding of {modality!r} (it is evaluated "
                          "through its other outputs)")

@@ -56,6 +56,10 @@ class ResNetEncoder(nn.Module):
         self.proj = (nn.Sequential(nn.ReLU(inplace=True), nn.Linear(embed_dim, proj_dim)) if proj_dim else nn.Identity())
         self.embed_dim, self.out_dim = embed_dim, proj_dim or embed_dim
 
+    def trunk_modules(self) -> list[nn.Module]:
+        """Everything below the last linear layer: what low-shot recipes train slowly or freeze."""
+        return [self.stem, self.trunk]
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) trunk output before pooling (attention and localisation read it)."""
         return self.trunk(self.stem(x))
