@@ -111,8 +111,10 @@ def attribute_figure(meta: pd.DataFrame):
 
 
 def oracle_table(root: str | Path) -> pd.DataFrame:
-    """oracle.json flattened to one row per (split, metric)."""
-    data = json.loads((Path(root) / "oracle.json").read_text())
+    """oracle.json flattened to one row per (split, metric) (re-scored first if an older oracle wrote it)."""
+    from avlab.tasks.voiceface.oracle import load_oracle
+
+    data = load_oracle(root)
     rows = []
 
     def walk(prefix, node, split):

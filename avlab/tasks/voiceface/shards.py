@@ -13,7 +13,7 @@ from avlab.data.shards import write_shards
 from avlab.data.voxceleb import decode_clip, index_dataset
 
 SPLITS = ("train", "val", "seen_heard", "unseen_unheard")
-COPIED = ("lists", "oracle.json", "meta.csv", "vox2_meta.csv", "latents")  # small files the protocol reads
+COPIED = ("lists", "oracle.json", "oracle_version.json", "meta.csv", "vox2_meta.csv", "latents")  # small files the protocol reads
 
 
 def clip_fields(job) -> dict:
