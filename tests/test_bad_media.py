@@ -107,7 +107,7 @@ def test_files_that_probe_fine_but_do_not_decode(clip_dir, capfd):
 
 
 def test_decoder_messages_lose_source_locations_errnos_and_paths():
-    why = media._why
+    why = media.why
     assert why(RuntimeError("[10:21:33] /github/workspace/src/video/video_reader.cc:486: Error: "
                             "av_read_frame failed with 1094995529"), "/x/a.mp4") \
         == "av_read_frame failed: Invalid data found when processing input"

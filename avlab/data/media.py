@@ -165,7 +165,7 @@ def _ffmpeg_message(code: int) -> str:
     return f"error {code}"
 
 
-def _why(exc: BaseException, path) -> str:
+def why(exc: BaseException, path) -> str:
     """A decoder's or the OS's error as a short reason: the text without ``[Errno n]``, without the
     quoted path (the error names the file already) and without decord's source location."""
     text = getattr(exc, "strerror", None) or next(iter(str(exc).strip().splitlines()), "")
@@ -175,7 +175,7 @@ def _why(exc: BaseException, path) -> str:
     return text.rstrip(". ") or type(exc).__name__
 
 
-def _check_file(path) -> None:
+def check_file(path) -> None:
     """Say plainly when ``path`` holds no media at all, before a decoder gives a vaguer error."""
     try:
         st = os.stat(path)  # follows links, so a link to a good clip is fine
@@ -183,7 +183,7 @@ def _check_file(path) -> None:
         raise MissingMediaError(path, "broken link: its target does not exist" if os.path.islink(path)
                                 else "file does not exist") from None
     except OSError as exc:  # e.g. permission denied on a parent folder, a loop of links
-        raise MissingMediaError(path, _why(exc, path)) from None
+        raise MissingMediaError(path, why(exc, path)) from None
     if stat.S_ISDIR(st.st_mode):
         raise MissingMediaError(path, "is a folder, not a media file")
     if not stat.S_ISREG(st.st_mode):
@@ -203,7 +203,7 @@ def _unopenable(path, exc: BaseException) -> str:
     if head[4:8] == b"ftyp":
         return "file is truncated or damaged: it starts like an MP4 but its index cannot be read " \
                "(incomplete download or copy?)"
-    return f"cannot open container ({_why(exc, path)})"
+    return f"cannot open container ({why(exc, path)})"
 
 
 def _truncation(path) -> str | None:
@@ -226,7 +226,7 @@ def _truncation(path) -> str | None:
 
 
 def _decode_error(path, what: str, exc: BaseException) -> CorruptMediaError:
-    return CorruptMediaError(path, _truncation(path) or f"{what} ({_why(exc, path)})")
+    return CorruptMediaError(path, _truncation(path) or f"{what} ({why(exc, path)})")
 
 
 # --- keeping decoder chatter off the terminal ------------------------------------------------------
@@ -321,7 +321,7 @@ def _decord():
 def _open(path):
     import av
 
-    _check_file(path)
+    check_file(path)
     try:
         return av.open(str(path))
     except av.FFmpegError as exc:
@@ -353,7 +353,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             try:
                 n_frames = sum(1 for p in c.demux(vs) if p.size)
             except av.FFmpegError as exc:
-                raise CorruptMediaError(path, f"cannot demux video ({_why(exc, path)})") from exc
+                raise CorruptMediaError(path, f"cannot demux video ({why(exc, path)})") from exc
         return MediaInfo(int(n_frames), fps, vs.width or 0, vs.height or 0, int(sr), n_samples)
 
 
@@ -366,7 +366,7 @@ class MediaWarning(UserWarning):
     there); the message names the file. Issued when the caller passes no ``notes`` list."""
 
 
-def _tell(path, notes: list | None, text: str) -> None:
+def tell(path, notes: list | None, text: str) -> None:
     """Hand a tolerated problem to the caller: into ``notes`` when given, else as a MediaWarning."""
     if notes is not None:
         notes.append(text)
@@ -434,7 +434,7 @@ def _check_loss(path, what: str, tally: _Tally, notes: list | None) -> None:
     if tally.bad > MAX_LOST_SHARE * tally.packets:
         raise CorruptMediaError(path, f"{what} stream cannot be decoded: {tally.bad} of its {tally.packets} packets "
                                       "are damaged (re-encode or replace the file)")
-    _tell(path, notes, f"skipped {tally.bad} damaged {what} packet{'s' * (tally.bad > 1)} of {tally.packets} "
+    tell(path, notes, f"skipped {tally.bad} damaged {what} packet{'s' * (tally.bad > 1)} of {tally.packets} "
                        f"({tally.bad_seconds:.2f} s)")
 
 
@@ -446,7 +446,7 @@ def _check_length(path, what: str, got: float, declared: float, notes: list | No
     text = f"file is truncated: its {what} stops at {got:.2f} s of {declared:.2f} s"
     if missing > MAX_LOST_SHARE * declared:
         raise CorruptMediaError(path, text + " (incomplete download or copy?)")
-    _tell(path, notes, text + "; the rest was used")
+    tell(path, notes, text + "; the rest was used")
 
 
 def _decode_audio(c, stream, sample_rate: int, limit: int | None, tally: _Tally) -> np.ndarray:
@@ -507,7 +507,7 @@ def read_frames(path: str | os.PathLike, indices=None, size: int | None = None, 
     random access: those at ``indices`` (all when both are None), or at ``positions`` — fractions of
     the video's length in [0, 1], resolved against the frames that actually decode, so a header that
     over-claims frames (common in AVI) does not matter."""
-    _check_file(path)
+    check_file(path)
     decord = _decord()
     frames = None
     with _quiet_stderr():

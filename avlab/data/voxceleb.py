@@ -3,7 +3,9 @@
 Layout: ``<root>/{dev,test}/mp4/<identity>/<video>/<utt>.mp4`` (VoxCeleb2; the synthetic
 talking-faces set uses the same). Clip splits come from ``meta.csv`` when the set has one (the
 synthetic sets do), otherwise from the top folder: ``dev`` → ``train``, ``test`` →
-``unseen_unheard``.
+``unseen_unheard``. VoxCeleb1 as distributed (``wav/<id>/<video>/<utt>.wav``, ``vox1_meta.csv``,
+``unzippedFaces/`` jpgs) is read too: its clips are the wavs, their faces the video's jpgs, and the
+functions below hand such a clip to :mod:`avlab.data.voxceleb1`.
 
 * :func:`index_dataset` walks a root once and caches the clip list (``$AVLAB_CACHE`` or
   ``~/.cache/avlab``); files that cannot be probed are listed as bad, not fatal. By default it
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from avlab.data import media
+from avlab.data import media, voxceleb1
 from avlab.data.clipstore import CachedClips, ShardClips
 from avlab.data.features import MelConfig, log_mel
 from avlab.data.loader import seeded_subset
@@ -87,6 +89,19 @@ def _split_from_path(rel: Path) -> str:
     return "unseen_unheard" if rel.parts[0] == "test" else "train"
 
 
+def _clip_files(root: Path) -> list[str]:
+    """The clips under ``root``, relative to it: VoxCeleb1's utterance wavs, else every mp4."""
+    vox1 = voxceleb1.layout(root)
+    return vox1.find_clips() if vox1 else [str(p.relative_to(root)) for p in _find_clips(root)]
+
+
+def _path_split(root: Path):
+    """How a clip's split follows from its path alone (also for a file that cannot be read):
+    VoxCeleb1's from its identity's set, else from the top folder."""
+    vox1 = voxceleb1.layout(root)
+    return vox1.split_of_path if vox1 else _split_from_path
+
+
 def _usable(path: Path) -> media.MediaInfo:
     """Probe ``path`` and require an audio stream and at least ``MIN_SECONDS``."""
     info = media.probe(path)
@@ -102,11 +117,19 @@ def _probe_one(args) -> dict:
     all, not read from its header), else its {"path", "error", "reason"}."""
     root, rel, deep = args
     try:
+        if rel.endswith(".wav"):  # a VoxCeleb1 utterance: its wav and its video's face jpgs
+            return _decoded_wav_clip(root, rel) if deep else voxceleb1.probe_clip(root, rel, MIN_SECONDS)
         info = _usable(Path(root) / rel)
         n_frames = _decode_all(Path(root) / rel, [])["frames"] if deep else info.n_frames
         return {"path": rel, "n_frames": n_frames, "fps": info.fps}
     except media.MediaError as exc:
         return exc.to_dict(rel)
+
+
+def _decoded_wav_clip(root: str, rel: str) -> dict:
+    """:func:`_probe_one`'s answer for a VoxCeleb1 utterance decoded whole (wav and every face jpg)."""
+    seconds = voxceleb1.check_clip(root, rel, MIN_SECONDS, deep=True, notes=[])
+    return {"path": rel, "n_frames": int(round(seconds * voxceleb1.FPS)), "fps": voxceleb1.FPS}
 
 
 def _decode_all(path: Path, notes: list) -> dict:
@@ -125,8 +148,9 @@ def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 
     root = Path(root).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root {root} does not exist or is not a folder")
+    vox1 = voxceleb1.layout(root)  # VoxCeleb1 as distributed (wav + jpg), else None
     meta = root / "meta.csv"
-    stamp = meta.stat().st_mtime_ns if meta.exists() else None
+    stamp = vox1.stamp if vox1 else meta.stat().st_mtime_ns if meta.exists() else None
     checked = "decoded" if deep else "probed"
     cache = cache_dir() / f"index-{_key(root, INDEX_VERSION, *(['deep'] if deep else []))}.json"
     if cache.exists() and not rescan:
@@ -134,11 +158,12 @@ def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 
         if data.get("stamp") == stamp:
             return Index(str(root), [Clip(**c) for c in data["clips"]], data["bad"], checked)
 
-    files = [str(p.relative_to(root)) for p in _find_clips(root)]
+    files = _clip_files(root)
     if not files:
-        raise FileNotFoundError(f"no .mp4 clips under {root} (expected {{dev,test}}/mp4/<id>/<video>/<utt>.mp4)")
-    known = {}
-    if meta.exists():
+        expected = voxceleb1.LAYOUT if vox1 else "{dev,test}/mp4/<id>/<video>/<utt>.mp4"
+        raise FileNotFoundError(f"no {'.wav' if vox1 else '.mp4'} clips under {root} (expected {expected})")
+    known, split_of = {}, _path_split(root)
+    if meta.exists() and not vox1:
         with open(meta, newline="") as f:
             known = {r["path"]: r for r in csv.DictReader(f)}
     clips, bad = [], []
@@ -160,7 +185,7 @@ def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 
                 clips.append(Clip(r["path"], k["identity"], k["video"], k["utt"], k["clip_split"], r["n_frames"], 25.0))
             else:
                 rel = Path(r["path"])
-                clips.append(Clip(r["path"], rel.parts[-3], rel.parts[-2], rel.stem, _split_from_path(rel),
+                clips.append(Clip(r["path"], rel.parts[-3], rel.parts[-2], rel.stem, split_of(rel),
                                   r["n_frames"], r["fps"]))
     clips.sort(key=lambda c: c.path)
     tmp = cache.with_suffix(".tmp")
@@ -176,6 +201,9 @@ def _check_one(args) -> dict | None:
     path = Path(root) / rel
     notes = []
     try:
+        if rel.endswith(".wav"):  # a VoxCeleb1 utterance: its wav and its video's face jpgs
+            voxceleb1.check_clip(root, rel, MIN_SECONDS, deep, notes)
+            return {"path": rel, "notes": notes} if notes else None
         info = _usable(path)
         if deep:
             _decode_all(path, notes)
@@ -195,7 +223,7 @@ def scan(root: str | os.PathLike, workers: int = 2, progress: bool = True, deep:
     "reason"}], "warned": [{"path", "notes"}]} (warned: usable, with problems worked around, e.g.
     damaged packets skipped); never raises for a file."""
     root = Path(root).resolve()
-    files = [str(p.relative_to(root)) for p in _find_clips(root)]
+    files = _clip_files(root)
     args = [(str(root), f, deep) for f in files]
     results = list(tqdm(imap_watched(_check_one, args, workers, name=lambda a: a[1], chunksize=2 if deep else 8),
                         total=len(args), desc=f"scanning {root.name}", disable=not progress))
@@ -212,8 +240,11 @@ def decode_clip(root: str | os.PathLike, clip: Clip, frames_per_clip: int, size:
     path = Path(root) / clip.path
     # Frames by position among those that decode: a header that over-claims frames does not matter.
     positions = np.linspace(0, 1, frames_per_clip + 2)[1:-1]
-    audio = media.read_audio(path, notes=notes)
-    frames = media.read_frames(path, size=size, positions=positions, notes=notes)
+    if clip.path.endswith(".wav"):  # a VoxCeleb1 utterance: frames spread over its video's face jpgs
+        audio, frames = voxceleb1.read_clip(root, clip.path, positions, size, notes)
+    else:
+        audio = media.read_audio(path, notes=notes)
+        frames = media.read_frames(path, size=size, positions=positions, notes=notes)
     return (np.clip(audio, -1, 1) * 32767).astype(np.int16), frames
 
 
@@ -294,10 +325,11 @@ def warn_if_many_bad(bad: list[dict], total: int, max_share: float = MAX_BAD_SHA
                   RuntimeWarning, stacklevel=3)
 
 
-def _bad_of_splits(bad: list[dict], splits) -> list[dict]:
+def _bad_of_splits(bad: list[dict], splits, split_of=_split_from_path) -> list[dict]:
     """The index's bad files that would have belonged to ``splits``: a file that cannot be probed
-    has no split but its top folder's (test → unseen_unheard; dev → the others)."""
-    return [b for b in bad if (_split_from_path(Path(b["path"])) == "unseen_unheard") == ("unseen_unheard" in splits)
+    has no split but the one its path implies (``split_of``; by default its top folder's: test →
+    unseen_unheard; dev → the others)."""
+    return [b for b in bad if (split_of(Path(b["path"])) == "unseen_unheard") == ("unseen_unheard" in splits)
             or (len(splits) > 1 and "unseen_unheard" in splits)]
 
 
@@ -388,7 +420,7 @@ class VoiceFaceDataset:
             return
         self.index = index_dataset(root, workers=workers, progress=progress)
         self.clips = self.index.split(*splits)
-        known_bad = [] if paths is not None else _bad_of_splits(self.index.bad, splits)
+        known_bad = [] if paths is not None else _bad_of_splits(self.index.bad, splits, _path_split(Path(root)))
         if paths is not None:  # only these clips (relative paths), e.g. a demo's gallery
             keep = set(paths)
             self.clips = [c for c in self.clips if c.path in keep]

@@ -61,9 +61,16 @@ def read_matching(path: Path) -> list[list[str]]:
 
 
 def read_retrieval(path: Path) -> list[tuple[str, str]]:
-    """``(path, identity)`` rows; a single-column list takes the identity from the path."""
-    rows = []
+    """``(path, identity)`` rows of a ``path,identity`` list (a single-column list takes the identity
+    from the path), or of CMPC's tab-separated ``identity<TAB>path`` lists (``wav_20k.csv``,
+    ``jpg_20k.csv``, under a ``VoxCeleb1 ID`` header)."""
     with open(path, newline="") as f:
+        cmpc = "\t" in f.readline()
+        f.seek(0)
+        if cmpc:
+            return [(rec[1].strip(), rec[0].strip()) for rec in csv.reader(f, delimiter="\t")
+                    if len(rec) > 1 and rec[0] != "VoxCeleb1 ID"]
+        rows = []
         for rec in csv.reader(f):
             if not rec or rec[0] == "path":
                 continue

@@ -4,6 +4,9 @@ Test-time averaging as in CMPC's evaluation: a voice is the mean of ``n_voice_cr
 spaced windows' embeddings, a face the mean of its frame's and its mirror image's. Chance is the
 analytic value of each metric (and an identity-permutation null for retrieval); with a synthetic
 set, the oracle's figures and the share of the chance-to-oracle gap closed are reported beside.
+On a VoxCeleb1 root the lists' own paths (voices relative to ``wav/``, faces as VGGFace jpgs) are
+resolved and the named jpgs embedded, and ``veri_test.txt`` adds a voice-voice speaker-verification
+check (``speaker_verification``).
 """
 from __future__ import annotations
 
@@ -15,13 +18,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from avlab.data import media, voxceleb1
 from avlab.data.features import MelConfig
-from avlab.data.voxceleb import VoiceFaceDataset
+from avlab.data.voxceleb import VoiceFaceDataset, frame_to_tensor
 from avlab.device import to_device
 from avlab.eval.bootstrap import bootstrap_parts
 from avlab.eval.chance import chance_metrics
+from avlab.eval.metrics import verification
 from avlab.eval.tree import gap_closed
-from avlab.eval.voiceface import missing_paths, point_estimates, scored_parts
+from avlab.eval.voiceface import list_paths, missing_paths, point_estimates, scored_parts
 
 SPLITS = ("train", "val", "seen_heard", "unseen_unheard")
 
@@ -84,10 +89,56 @@ class ValidationAUC:
         return cls(ds) if len(ds.identities) >= 2 else None
 
     def __call__(self, method) -> float:
-        from avlab.eval.metrics import verification
-
         voice, face = embed_dataset(method, self.ds, self.n_voice_crops, progress=False)
         return verification((voice @ face.T).ravel(), self.same.ravel())["auc"]
+
+
+@torch.no_grad()
+def add_voxceleb1_list_paths(method, root: Path, lists_dir: Path, face_size: int, voice_emb: dict, face_emb: dict,
+                             identity: dict, batch: int = 32, progress: bool = True) -> None:
+    """Key embeddings by the paths VoxCeleb1's lists use, in place: a voice path (``<id>/<video>/<utt>.wav``
+    and the other spellings :meth:`~avlab.data.voxceleb1.Layout.voice_clip` reads) shares its clip's
+    embedding; a face path names one VGGFace jpg, which is embedded as a face (with its mirror image,
+    as a clip's frame is). Paths that name nothing readable stay missing: their rows are dropped and
+    counted in ``missing_list_paths``."""
+    layout = voxceleb1.layout(root)
+    if layout is None:
+        return
+    voices, faces = list_paths(lists_dir)
+    for path in voices - voice_emb.keys():
+        clip = layout.voice_clip(path)
+        if clip in voice_emb:
+            voice_emb[path], identity[path] = voice_emb[clip], identity[clip]
+    named = [(path, layout.face_file(path)) for path in sorted(faces - face_emb.keys())]
+    named = [(path, hit) for path, hit in named if hit is not None]
+    for start in tqdm(range(0, len(named), batch), desc="embedding list faces", disable=not progress or not named):
+        imgs, keys = [], []
+        for path, (jpg, person) in named[start:start + batch]:
+            try:
+                imgs.append(frame_to_tensor(voxceleb1.read_face(jpg, face_size)))
+                keys.append((path, person))
+            except media.MediaError:  # an unreadable jpg is a missing list path
+                continue
+        if imgs:
+            for (path, person), z in zip(keys, embed_faces(method, torch.stack(imgs)).numpy()):
+                face_emb[path], identity[path] = z, person
+
+
+def speaker_verification(root: Path, voice_emb: dict) -> dict | None:
+    """VoxCeleb1's official voice-voice trials (``veri_test.txt``) scored with the voice embeddings'
+    cosine: whether they carry speaker identity, apart from faces. {"list", "n_trials", "n_scored"
+    (trials with both voices embedded), "auc", "eer"}; None without a VoxCeleb1 root and its list."""
+    layout, path = voxceleb1.layout(root), root / voxceleb1.VERI_TEST
+    if layout is None or not path.is_file():
+        return None
+    trials = voxceleb1.read_veri_test(path)
+    pairs = [(t.label, layout.voice_clip(t.enrol), layout.voice_clip(t.test)) for t in trials]
+    pairs = [(label, a, b) for label, a, b in pairs if a in voice_emb and b in voice_emb]
+    result = {"list": path.name, "n_trials": len(trials), "n_scored": len(pairs)}
+    labels = [label for label, _, _ in pairs]
+    if len(set(labels)) == 2:
+        result.update(verification([float(np.dot(voice_emb[a], voice_emb[b])) for _, a, b in pairs], labels))
+    return result
 
 
 def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, n_voice_crops: int = 5,
@@ -104,16 +155,23 @@ def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, n_voice_
     np.savez_compressed(run / "embeddings.npz", paths=np.array(paths), identity=np.array([c.identity for c in ds.clips]),
                         split=np.array([c.split for c in ds.clips]), voice=voice, face=face)
     voice_emb, face_emb = dict(zip(paths, voice)), dict(zip(paths, face))
+    identity = {c.path: c.identity for c in ds.clips}
+    add_voxceleb1_list_paths(method, root, lists_dir, cfg.task_config().face_size, voice_emb, face_emb, identity,
+                             progress=progress)
     parts = list(scored_parts(lists_dir, voice_emb, face_emb))
     metrics = point_estimates(parts)
-    identity = {c.path: c.identity for c in ds.clips}
     result = {"run": str(run), "method": cfg.method, "task": cfg.task, "data": str(root),
               "n_voice_crops": n_voice_crops, "missing_list_paths": missing_paths(lists_dir, voice_emb, face_emb),
               "bad_clips": len(ds.bad), "metrics": metrics,
               "ci": bootstrap_parts(parts, identity, n_boot=n_boot, seed=cfg.seed),
               "chance": chance_metrics(lists_dir, voice_emb, face_emb, seed=cfg.seed)}
+    speakers = speaker_verification(root, voice_emb)
+    if speakers is not None:
+        result["speaker_verification"] = speakers
     if (root / "oracle.json").exists():
-        result["oracle"] = json.loads((root / "oracle.json").read_text())
+        from avlab.tasks.voiceface.oracle import load_oracle
+
+        result["oracle"] = load_oracle(root)  # re-scored first if written by an older oracle
         # The oracle is a ceiling only for identities no model has seen: a model can memorise seen
         # identities' private traits, so the share of the gap is reported for unseen-unheard only.
         ceiling = "unseen_unheard"

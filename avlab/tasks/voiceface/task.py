@@ -14,11 +14,12 @@ from avlab.tasks.base import Task, register_task
 @register_task("voice-face")
 class VoiceFaceTask(Task):
     description = "match voices and faces of unseen identities (CMPC; VoxCeleb protocol)"
-    layout = "{dev,test}/mp4/<identity>/<video>/<utt>.mp4 (VoxCeleb2)"
+    layout = ("{dev,test}/mp4/<identity>/<video>/<utt>.mp4 (VoxCeleb2), or wav/<id>/<video>/<utt>.wav + "
+              "vox1_meta.csv + unzippedFaces/<name>/1.6/<video>/*.jpg (VoxCeleb1)")
     # Order matters: the first modality is the anchor of the "a2b" direction (v2f).
     modalities = {"voice": ModalitySpec("spectrogram", 1), "face": ModalitySpec("image", 3)}
     benchmarks = {"talking-faces": "VoxCeleb-like procedural talking faces with coupled voice/face latents"}
-    datasets = ("voxceleb2",)
+    datasets = ("voxceleb1", "voxceleb2")
     key_metrics = ("verification/U/auc", "verification/G/auc", "verification/U/eer", "matching_1to2/v2f/U",
                    "matching_1to2/v2f/G", "matching_1to2/f2v/U", "matching_1to2/f2v/G", "retrieval_map/v2f",
                    "retrieval_map/f2v")
@@ -34,7 +35,9 @@ class VoiceFaceTask(Task):
         on_bad: str = "skip"  # a clip that cannot be decoded: "skip" (leave it out, list it) | "fail" (stop)
 
     def recognises(self, root: Path) -> bool:
-        return (root / "dev" / "mp4").is_dir() or (root / "test" / "mp4").is_dir()
+        from avlab.data.voxceleb1 import is_voxceleb1
+
+        return (root / "dev" / "mp4").is_dir() or (root / "test" / "mp4").is_dir() or is_voxceleb1(root)
 
     def generate(self, benchmark: str, out: str | os.PathLike, profile: str = "quick", workers: int = 2,
                  progress: bool = True, **options) -> Path:
