@@ -64,8 +64,8 @@ def _add_dataclass_options(p: argparse.ArgumentParser, cls, dest_prefix: str, ti
         if isinstance(default, bool):
             g.add_argument(flag, dest=dest, type=_bool, metavar="BOOL", help=f"default {default}")
         elif isinstance(default, tuple):
-            g.add_argument(flag, dest=dest, nargs="+", help=f"default {list(default)}",
-                           type=float if default and isinstance(default[0], float) else int)
+            floats = isinstance(default[0], float) if default else "float" in str(f.type)  # e.g. tuple[float, ...]
+            g.add_argument(flag, dest=dest, nargs="+", help=f"default {list(default)}", type=float if floats else int)
         else:
             g.add_argument(flag, dest=dest, type=type(default) if default is not None else str,
                            help=f"default {default}")
@@ -128,7 +128,8 @@ def _train(args, rest: list[str] | None = None) -> int:
         return 0
     method_args, task_args = _parse_options(args, rest or [])
     cfg = TrainConfig(method=args.method, task=args.task, data=args.data, out=args.out, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                      batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr, warmup_epochs=args.warmup_epochs,
+                      grad_clip=args.grad_clip, seed=args.seed, checkpoint_every=args.checkpoint_every,
                       workers=args.workers, device=args.device, amp=args.amp, log_every=args.log_every,
                       val_every=args.val_every,
                       init_from=args.init_from or "", train_fraction=args.train_fraction,
@@ -424,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=30)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--min-lr", type=float, default=1e-4, help="where the cosine schedule ends")
+    s.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up (CMPC's code: 10 %% of the epochs)")
+    s.add_argument("--grad-clip", type=float, default=5.0, help="gradient-norm clipping (0: none, as CMPC's code)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--encoder", action="append", metavar="MODALITY=MODEL",
                    help="encoder of one modality, e.g. face=resnet34 (repeatable; see tests/test_models.py)")

@@ -19,10 +19,11 @@ def example_inputs(name: str) -> dict:
 def test_encoder_shapes_and_gradients(name, modality):
     torch.manual_seed(0)
     channels, shape = example_inputs(name)[modality]
-    model = create_model(name, in_channels=channels, embed_dim=32, proj_dim=16)
+    width = getattr(MODELS.get(name), "embed_width", 32)  # fixed by encoders with no final linear layer
+    model = create_model(name, in_channels=channels, embed_dim=width, proj_dim=16)
     x = torch.randn(shape)
     out = model(x)
-    assert out.shape == (2, 16) and model.features(x).shape == (2, 32)
+    assert out.shape == (2, 16) and model.features(x).shape == (2, width)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
@@ -35,3 +36,11 @@ def test_voice_encoder_accepts_any_length():
 def test_unknown_model_names_the_registered_ones():
     with pytest.raises(KeyError, match="resnet_tiny"):
         create_model("nope")
+
+
+def test_an_encoder_without_final_linear_embeds_its_pooled_non_negative_trunk():
+    model = create_model("resnet_tiny_nofc", in_channels=3, proj_dim=None).eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(model.features(x), model.feature_map(x).mean(dim=(2, 3))) and (model.features(x) >= 0).all()
+    with pytest.raises(ValueError, match="pass --embed-dim 128"):
+        create_model("resnet_tiny_nofc", embed_dim=64)

@@ -93,8 +93,21 @@ def test_cli_train_eval_and_bad_options(tiny_set, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train", "--method", "cmpc", "--data", str(tiny_set), "--out", str(out), "--epochs", "1",
             "--batch-size", "8", "--face-size", "48", "--workers", "1", "--quiet"]
-    assert cli(args + ["--num-prototypes", "2", "3", "--eval"]) == 0
+    assert cli(args + ["--per-identity", "0.5", "1", "--cluster-warmup-epochs", "0", "--grad-clip", "0",
+                       "--warmup-epochs", "0.1", "--eval"]) == 0
     assert (out / "eval.json").exists()
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["grad_clip"], cfg["warmup_epochs"], cfg["method_args"]["per_identity"]) == (0.0, 0.1, [0.5, 1.0])
+    # K as multiples of the training identities; the first clustering kept for the CMPC-claim study
+    from safetensors import safe_open
+
+    from avlab.eval.clusters import run_cluster_scores
+
+    n_ids = cfg["n_train_identities"]
+    with safe_open(str(out / "clusters_first.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["num_prototypes"]) == [round(0.5 * n_ids), n_ids]
+    first = run_cluster_scores(out, which="first")
+    assert [g["k"] for g in first["voice"]] == [round(0.5 * n_ids), n_ids] and 0 < first["face"][0]["purity"] <= 1
     assert cli(args) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert cli(["train", "--method", "cid", "--data", str(tiny_set), "--out", str(tmp_path / "x"),

@@ -24,15 +24,18 @@ def cluster_scores(labels, clusters) -> dict[str, float]:
             "ari": float(adjusted_rand_score(labels, clusters))}
 
 
-def run_cluster_scores(run: str | Path, meta_csv: str | Path | None = None) -> dict:
-    """Scores of a CMPC run's saved clusterings against identities (and the voice-face agreement)."""
+def run_cluster_scores(run: str | Path, meta_csv: str | Path | None = None, which: str = "latest") -> dict:
+    """Scores of a CMPC run's saved clustering against identities (and the voice-face agreement):
+    the ``latest`` one, or the ``first`` (the one the prototype loss started from)."""
     import pandas as pd
     from safetensors.torch import load_file
 
     from avlab.cluster import Clustering
 
     run = Path(run)
-    tensors = load_file(str(run / "clusters.safetensors"))
+    if which not in ("latest", "first"):
+        raise ValueError(f"which must be 'latest' or 'first', got {which!r}")
+    tensors = load_file(str(run / ("clusters.safetensors" if which == "latest" else "clusters_first.safetensors")))
     paths = json.loads((run / "train_clips.json").read_text())
     cfg = json.loads((run / "config.json").read_text())
     meta = pd.read_csv(meta_csv or Path(cfg["data"]) / "meta.csv").set_index("path")

@@ -41,8 +41,9 @@ class CMPC(CID):
     @dataclass
     class Config:
         temperature: float = 0.03
-        num_prototypes: tuple = ()  # explicit K per granularity; empty → prototype_fractions × clips
-        prototype_fractions: tuple = (0.08, 0.16, 0.24)
+        num_prototypes: tuple = ()  # explicit K per granularity; empty → per_identity, else fractions
+        per_identity: tuple[float, ...] = ()  # K = these × the training identities (the released code: 0.5, 1, 1.5)
+        prototype_fractions: tuple = (0.08, 0.16, 0.24)  # K = these × the training clips
         cluster_warmup_epochs: int = 5
         cluster_every: int = 2
         kmeans_iters: int = 20
@@ -73,7 +74,10 @@ class CMPC(CID):
 
     def prototype_counts(self) -> list[int]:
         n = self.spec.n_train
-        ks = self.cfg.num_prototypes or [round(f * n) for f in self.cfg.prototype_fractions]
+        if self.cfg.per_identity and not self.spec.n_classes:
+            raise ValueError("cmpc: per_identity needs the number of training identities (the data spec has none)")
+        ks = (self.cfg.num_prototypes or [round(m * self.spec.n_classes) for m in self.cfg.per_identity]
+              or [round(f * n) for f in self.cfg.prototype_fractions])
         return [int(min(max(2, k), n)) for k in ks]
 
     @torch.no_grad()
@@ -95,10 +99,12 @@ class CMPC(CID):
                         for i, m in enumerate(self.modalities)}
         clusters = dist.broadcast_object(clusters)
         self.clusters = {m: _on(cl, self.bank(m).device) for m, cl in clusters.items()}
-        if run_dir is not None and dist.is_main():  # the latest clustering, for the cluster-inspection notebook
-            atomic_save({k: v for m in self.modalities for k, v in clusters[m].tensors(m).items()},
-                        Path(run_dir) / "clusters.safetensors",
-                        {"epoch": str(epoch), "num_prototypes": json.dumps(ks)})
+        if run_dir is not None and dist.is_main():  # the latest clustering, for the cluster-inspection
+            # notebook, and the first one (what the prototype loss starts from: how good it was then)
+            names = ["clusters.safetensors"] + (["clusters_first.safetensors"] if epoch == c.cluster_warmup_epochs else [])
+            for name in names:
+                atomic_save({k: v for m in self.modalities for k, v in clusters[m].tensors(m).items()},
+                            Path(run_dir) / name, {"epoch": str(epoch), "num_prototypes": json.dumps(ks)})
         return {"clustered": 1, "num_prototypes": ks}
 
     def _prototype_terms(self, z: dict, z_all: dict, index_all: torch.Tensor, offset: int):

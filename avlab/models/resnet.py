@@ -35,7 +35,7 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, in_channels: int = 3, widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), embed_dim: int = 128,
                  proj_dim: int | None = 128, large_stem: bool = False, stem_stride: int = 1,
-                 stage_strides: tuple | None = None):
+                 stage_strides: tuple | None = None, final_linear: bool = True):
         super().__init__()
         if large_stem:  # ImageNet-style stem for 224² inputs
             self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
@@ -52,7 +52,10 @@ class ResNetEncoder(nn.Module):
                 layers.append(BasicBlock(c, w, stride=strides[i] if j == 0 else 1))
                 c = w
         self.trunk = nn.Sequential(*layers)
-        self.fc = nn.Linear(c, embed_dim)
+        if not final_linear and embed_dim != c:  # the pooled trunk is the embedding: its width is fixed
+            raise ValueError(f"an encoder without a final linear layer embeds in its last width, {c}; "
+                             f"got embed_dim {embed_dim} (pass --embed-dim {c})")
+        self.fc = nn.Linear(c, embed_dim) if final_linear else nn.Identity()
         self.proj = (nn.Sequential(nn.ReLU(inplace=True), nn.Linear(embed_dim, proj_dim)) if proj_dim else nn.Identity())
         self.embed_dim, self.out_dim = embed_dim, proj_dim or embed_dim
 
@@ -78,6 +81,17 @@ def resnet_tiny(in_channels: int = 3, embed_dim: int = 128, proj_dim: int | None
 
 
 @register_model
+def resnet_tiny_nofc(in_channels: int = 3, embed_dim: int = 128, proj_dim: int | None = 128) -> ResNetEncoder:
+    """resnet_tiny without its final linear layer (the pooled post-ReLU trunk, 128-d, non-negative),
+    as CMPC's released ResNet-34 — for CPU studies of that choice."""
+    return ResNetEncoder(in_channels, (16, 32, 64, 128), (1, 1, 1, 1), embed_dim, proj_dim, stem_stride=2,
+                         final_linear=False)
+
+
+resnet_tiny_nofc.embed_width = 128  # the only embed_dim it accepts
+
+
+@register_model
 def resnet_small(in_channels: int = 3, embed_dim: int = 256, proj_dim: int | None = 256) -> ResNetEncoder:
     return ResNetEncoder(in_channels, (32, 64, 128, 256), (2, 2, 2, 2), embed_dim, proj_dim)
 
@@ -86,3 +100,14 @@ def resnet_small(in_channels: int = 3, embed_dim: int = 256, proj_dim: int | Non
 def resnet34(in_channels: int = 3, embed_dim: int = 512, proj_dim: int | None = 512) -> ResNetEncoder:
     """CMPC's encoder: ResNet-34 widths and depths, 512-d, ImageNet stem."""
     return ResNetEncoder(in_channels, (64, 128, 256, 512), (3, 4, 6, 3), embed_dim, proj_dim, large_stem=True)
+
+
+@register_model
+def resnet34_released(in_channels: int = 3, embed_dim: int = 512, proj_dim: int | None = 512) -> ResNetEncoder:
+    """CMPC's released encoder: ResNet-34 without the final linear layer (post-ReLU average pool:
+    512-d, non-negative embeddings)."""
+    return ResNetEncoder(in_channels, (64, 128, 256, 512), (3, 4, 6, 3), embed_dim, proj_dim, large_stem=True,
+                         final_linear=False)
+
+
+resnet34_released.embed_width = 512
