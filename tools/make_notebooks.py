@@ -177,6 +177,7 @@ set's oracle.
     ("params", """
 runs = ["runs/main/cid", "runs/main/cmpc"]   # evaluated runs (eval.json present)
 out_dir = "runs/main"
+studies = []   # study JSON: runs/cmpc-claim/cmpc_claim.json (benchmarks/cmpc_claim.py), <out>/lowshot.json
 """),
     ("code", """
 from pathlib import Path
@@ -214,6 +215,14 @@ if task.name == "voice-face":
     ("md", "## Training curves, all runs overlaid (colour: run, dash: loss term)"),
     ("fig", """
 report.loss_plot(runs).show()
+"""),
+    ("md", "## Studies: the CMPC claim and low-shot (when their JSON is given in `studies`)"),
+    ("code", """
+for path in studies:
+    table = report.study_table(path)
+    table.to_csv(out / f"study_{Path(path).stem}.csv", index=False)
+    print(path)
+    display(table)
 """),
 ]
 

@@ -312,3 +312,42 @@ def protocol_figure(result: dict, split: str | None = None):
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     return fig
+
+
+# --- studies: the JSON that benchmarks/cmpc_claim.py and `avlab lowshot` write --------------------
+def _pm(cell: dict) -> str:
+    return f"{cell['mean']:.3f} ± {cell['sd']:.3f}"
+
+
+def _claim_table(study: dict, metric: str) -> pd.DataFrame:
+    rows = []
+    for epochs, budget in study["budgets"].items():
+        for name, s in budget["settings"].items():
+            diff = s.get("minus_cid", {}).get(metric)
+            first = s.get("first_clustering")
+            rows.append({"epochs": int(epochs), "setting": name, metric: _pm(s[metric]),
+                         "95 % CI over seeds": f"{s[metric]['ci95'][0]:.3f}–{s[metric]['ci95'][1]:.3f}",
+                         "minus CID (paired)": f"{diff['mean']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}]"
+                         if diff else "",
+                         "first clustering purity (face, finest K)": f"{first[0]['face'][-1]['purity']:.2f}"
+                         if first else "",
+                         "chance": budget["chance"][metric], "oracle": budget["oracle"].get(metric)})
+    return pd.DataFrame(rows)
+
+
+def _lowshot_table(study: dict, metric: str) -> pd.DataFrame:
+    rows = [{"labels": f"{float(frac) * 100:g} %", "model": name,
+             metric: f"{cells[metric][0]:.3f} ± {cells[metric][1]:.3f}" if metric in cells else ""}
+            for frac, by_row in study["table"].items() for name, cells in by_row.items()]
+    return pd.DataFrame(rows)
+
+
+def study_table(path: str | Path, metric: str = "verification/U/auc") -> pd.DataFrame:
+    """One study's table: the CMPC-claim study (settings × budgets, mean ± sd over seeds, the paired
+    difference from CID, the first clustering's purity) or a low-shot comparison."""
+    study = json.loads(Path(path).read_text())
+    if study.get("benchmark") == "cmpc_claim":
+        return _claim_table(study, metric)
+    if "table" in study and "recipe" in study:
+        return _lowshot_table(study, metric)
+    raise ValueError(f"{path}: not a study this report knows (cmpc_claim.json or lowshot.json)")

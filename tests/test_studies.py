@@ -1,0 +1,66 @@
+"""The study summaries (CMPC claim, low-shot) and the report's tables of them, on hand-made rows."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from avlab.lowshot import summarise as lowshot_summary, table_text
+from avlab.viz.report import study_table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def claim_module():
+    spec = importlib.util.spec_from_file_location("cmpc_claim", ROOT / "benchmarks" / "cmpc_claim.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(value: float, purity: float | None = None) -> dict:
+    r = {"run": "r", "metrics": {m: value for m in claim_module().METRICS}, "clips_per_s": 10.0}
+    if purity is not None:
+        r["first_clustering"] = {"voice": [{"k": 4, "purity": purity, "nmi": 0.1}],
+                                 "face": [{"k": 4, "purity": purity, "nmi": 0.1}]}
+    return r
+
+
+def test_interval_over_seeds_is_a_student_t_interval():
+    cell = claim_module().interval([0.6, 0.7, 0.8])
+    half = 4.302653 * 0.1 / 3 ** 0.5  # t(0.975, 2 dof) · sd / √n, by hand
+    assert cell["mean"] == 0.7 and cell["sd"] == pytest.approx(0.1)
+    assert cell["ci95"] == [pytest.approx(0.7 - half, abs=1e-4), pytest.approx(0.7 + half, abs=1e-4)]
+
+
+def test_claim_differences_are_paired_by_seed_and_the_table_shows_them(tmp_path):
+    m = claim_module()
+    rows = {"cid": [row(0.60), row(0.70), row(0.65)], "cmpc": [row(0.62, 0.5), row(0.72, 0.6), row(0.67, 0.7)]}
+    summary = m.summarise(rows)
+    diff = summary["cmpc"]["minus_cid"]["verification/U/auc"]
+    # paired: the per-seed differences are all +0.02, so the interval is a point even though the
+    # seeds' values spread by ±0.05
+    assert diff["per_seed"] == [0.02, 0.02, 0.02] and diff["ci95"] == [0.02, 0.02]
+    assert "minus_cid" not in summary["cid"] and summary["cmpc"]["first_clustering"][1]["face"][0]["purity"] == 0.6
+    study = {"benchmark": "cmpc_claim", "budgets": {"40": {"chance": {k: 0.5 for k in m.METRICS},
+                                                           "oracle": {k: 0.95 for k in m.METRICS},
+                                                           "settings": summary}}}
+    (tmp_path / "cmpc_claim.json").write_text(json.dumps(study))
+    table = study_table(tmp_path / "cmpc_claim.json")
+    assert list(table.setting) == ["cid", "cmpc"] and table["minus CID (paired)"][1] == "+0.020 [+0.020, +0.020]"
+    assert table["first clustering purity (face, finest K)"][1] == "0.50"
+
+
+def test_lowshot_summary_means_over_seeds(tmp_path):
+    rows = [{"fraction": 0.1, "seed": s, "row": name, "run": "r", "verification/U/auc": v}
+            for s, (a, b) in enumerate([(0.6, 0.7), (0.8, 0.7)]) for name, v in (("cid/fine-tune", a), ("scratch", b))]
+    table = lowshot_summary(rows)
+    assert table["0.1"]["cid/fine-tune"]["verification/U/auc"] == [pytest.approx(0.7), pytest.approx(0.1)]
+    assert table["0.1"]["scratch"]["verification/U/auc"] == [pytest.approx(0.7), 0.0]
+    study = {"split": "unseen_unheard", "seeds": [0, 1], "recipe": {}, "table": table}
+    assert "10.0 % labels  cid/fine-tune" in table_text(study)
+    (tmp_path / "lowshot.json").write_text(json.dumps(study))
+    assert list(study_table(tmp_path / "lowshot.json").model) == ["cid/fine-tune", "scratch"]
+    with pytest.raises(ValueError, match="not a study"):
+        (tmp_path / "x.json").write_text("{}")
+        study_table(tmp_path / "x.json")
