@@ -1,5 +1,6 @@
 """Viz functions the notebooks call, tested without a browser."""
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -81,6 +82,138 @@ def test_umap_explorer_builds_widgets():
     controls, body = box.children[0], box.children[1]
     assert [c.description for c in controls.children] == ["colour by", "join"]
     assert isinstance(body.children[0], go.FigureWidget)
+
+
+
+def umap_run(tiny_cmpc_run, tmp_path):
+    """A copy of the shared run without its layout cache (the notebook test relies on its own)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_cmpc_run, run, ignore=shutil.ignore_patterns("tb", "umap"))
+    return run
+
+
+def test_first_view_shows_pca_at_once_then_the_umap_replaces_it(tiny_cmpc_run, tmp_path, monkeypatch):
+    import threading
+
+    run = umap_run(tiny_cmpc_run, tmp_path)
+    release, calls = threading.Event(), []
+
+    def slow_layout(vectors, n_neighbors, min_dist, seed):
+        calls.append(len(vectors))
+        assert release.wait(30)
+        return np.stack([np.arange(len(vectors)), -np.arange(len(vectors))], 1).astype(np.float32)
+
+    monkeypatch.setattr(umap_view, "layout_2d", slow_layout)
+    preview, future = umap_view.first_view(run, max_points=40)
+    points, vectors = umap_view.umap_points(run, max_points=40)
+    assert not future.done() and preview.attrs["layout"] == "pca"  # returned while the UMAP still runs
+    assert len(preview) == len(points) and np.isfinite(preview[["x", "y"]].to_numpy()).all()
+    assert preview[points.columns].equals(points)
+    np.testing.assert_allclose(preview[["x", "y"]], umap_view.pca_2d(vectors), rtol=1e-5)
+    assert "PCA preview" in umap_view.umap_figure(preview).layout.title.text
+
+    box = umap_view.umap_explorer(preview, data_root=".", pending=future)
+    fig = box.children[1].children[0]
+    before = np.concatenate([t.x for t in fig.data])
+    release.set()
+    final = future.result(timeout=30)
+    assert calls == [len(points)] and final.attrs["layout"] == "umap"
+    for _ in range(100):  # the explorer's callback runs in the layout's thread, just after result() returns
+        if "PCA" not in fig.layout.title.text:
+            break
+        time.sleep(0.05)
+    assert final.x.tolist() == list(range(len(points))) and final[points.columns].equals(points)
+    assert box.children[1].children[0] is fig  # moved in place, not redrawn
+    after = np.concatenate([t.x for t in fig.data])
+    assert sorted(after) == sorted(final.x) and not np.allclose(np.sort(before), np.sort(after))
+    assert "PCA" not in fig.layout.title.text
+    box.children[0].children[0].value = "modality"  # a redraw after the swap uses the UMAP layout
+    assert sorted(np.concatenate([t.x for t in box.children[1].children[0].data])) == sorted(final.x)
+
+    # cached: the next view is the UMAP at once, from <run>/umap/<key>.csv, nothing recomputed
+    assert umap_view.layout_cache_path(run, max_points=40).exists()
+    again, done = umap_view.first_view(run, max_points=40)
+    assert done.done() and done.result() is again and again.attrs["layout"] == "umap"
+    np.testing.assert_allclose(again[["x", "y"]], final[["x", "y"]])
+    assert umap_view.umap_layout(run, max_points=40).x.tolist() == final.x.tolist() and len(calls) == 1
+
+
+def test_first_view_hands_a_failed_layout_to_whoever_waits(tiny_cmpc_run, tmp_path, monkeypatch):
+    run = umap_run(tiny_cmpc_run, tmp_path)
+
+    def broken(*args):
+        raise RuntimeError("no umap today")
+
+    monkeypatch.setattr(umap_view, "layout_2d", broken)
+    preview, future = umap_view.first_view(run, max_points=40)
+    box = umap_view.umap_explorer(preview, data_root=".", pending=future)
+    with pytest.raises(RuntimeError, match="no umap today"):
+        future.result(timeout=30)
+    assert "PCA preview" in box.children[1].children[0].layout.title.text  # the preview stays
+    assert not umap_view.layout_cache_path(run, max_points=40).exists()
+
+
+def test_layout_cache_keys(tiny_cmpc_run, tmp_path):
+    import os
+
+    run = umap_run(tiny_cmpc_run, tmp_path)
+    key = umap_view.layout_cache_path
+    assert key(run, 5000) == key(run, 5000) and key(run, 5000).parent == run / "umap"
+    assert len({key(run, 5000), key(run, 4000), key(run, 5000, seed=1), key(run, 5000, n_neighbors=30),
+                key(run, 5000, min_dist=0.2)}) == 5
+    before = key(run, 5000)
+    st = (run / "embeddings.npz").stat()
+    os.utime(run / "embeddings.npz", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # re-evaluated run
+    assert key(run, 5000) != before
+
+
+def test_exact_cosine_knn_and_pca_preview():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 16)).astype(np.float32) * rng.uniform(0.5, 2, (300, 1)).astype(np.float32)
+    idx, dist = umap_view.knn_cosine(x, 5)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    brute = 1 - unit @ unit.T
+    assert idx.shape == dist.shape == (300, 5) and idx.dtype == np.int64 and dist.dtype == np.float32
+    assert (idx[:, 0] == np.arange(300)).all() and np.allclose(dist[:, 0], 0, atol=1e-5)
+    np.testing.assert_array_equal(np.sort(idx, 1), np.sort(np.argsort(brute, 1)[:, :5], 1))
+    np.testing.assert_allclose(dist, np.sort(brute, 1)[:, :5], atol=1e-5)
+    xy = umap_view.pca_2d(x)
+    assert xy.shape == (300, 2) and np.allclose(xy.mean(0), 0, atol=1e-5)
+    assert xy[:, 0].var() >= xy[:, 1].var() and abs(np.corrcoef(xy.T)[0, 1]) < 1e-3
+
+
+def test_move_points_refuses_other_traces():
+    pts = fake_points()
+    fig = umap_view.umap_figure(pts, "identity", widget=True)
+    assert umap_view.move_points(fig, pts.assign(x=pts.x * 2), "identity")
+    assert list(fig.data[0].x) == list(pts[pts.identity == "id0"].x * 2)
+    assert not umap_view.move_points(fig, pts, "modality")  # other traces: the caller redraws
+
+
+@pytest.mark.slow
+def test_umap_layout_uses_exact_knn_and_caches_umaps_kernels(monkeypatch):
+    import os
+    from pathlib import Path
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16))
+    x = (np.repeat(centres, 60, 0) + rng.normal(size=(240, 16)) * 0.3).astype(np.float32)
+    knn, used = umap_view.knn_cosine, []
+    monkeypatch.setattr(umap_view, "knn_cosine", lambda v, k: used.append(k) or knn(v, k))
+    xy = umap_view.layout_2d(x, n_neighbors=10)
+    assert used == [10]  # the exact k-NN, not pynndescent
+    assert xy.shape == (240, 2) and np.isfinite(xy).all()
+    from sklearn.neighbors import NearestNeighbors
+
+    nb = NearestNeighbors(n_neighbors=6).fit(xy).kneighbors(xy)[1][:, 1:]
+    labels = np.repeat(np.arange(4), 60)
+    assert (labels[nb] == labels[:, None]).mean() > 0.95  # the four blobs stay apart
+    import umap.umap_
+
+    assert type(umap.umap_.smooth_knn_dist._cache).__name__ != "NullCache"  # on-disk cache switched on
+    assert list(Path(os.environ["NUMBA_CACHE_DIR"]).rglob("umap_.smooth_knn_dist*.nbi"))
 
 
 def test_roc_scores_reproduce_the_saved_auc(tiny_cmpc_run):
