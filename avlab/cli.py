@@ -130,7 +130,7 @@ def _train(args, rest: list[str] | None = None) -> int:
     cfg = TrainConfig(method=args.method, task=args.task, data=args.data, out=args.out, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr, warmup_epochs=args.warmup_epochs,
                       grad_clip=args.grad_clip, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                      workers=args.workers, device=args.device, amp=args.amp, log_every=args.log_every,
+                      workers=args.workers, threads=args.threads, device=args.device, amp=args.amp, log_every=args.log_every,
                       val_every=args.val_every,
                       init_from=args.init_from or "", train_fraction=args.train_fraction,
                       trunk_lr_scale=args.trunk_lr_scale, early_stop=args.early_stop,
@@ -287,24 +287,53 @@ def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, pro
     return _benchmark_owner(benchmark).generate(benchmark, data, profile=profile, workers=workers, progress=progress)
 
 
+# The main job's recipe on the quick profile, chosen so that it learns within ~10 minutes on 2 cores
+# (README, "The main job"): 32² faces, 1-s voice crops on 40 mel bands (a step costs a third of the
+# 64² / 2-s / 64-band default), validation every 5 epochs.
+MAIN_JOB = {"epochs": 20, "val_every": 5, "face_size": 32, "task_options": {"crop_seconds": 1.0, "n_mels": 40}}
+
+
+def check_quick_set(data: Path) -> None:
+    """Refuse a talking-faces set generated with an older quick profile (its numbers would not be the
+    main job's); nothing is deleted."""
+    from dataclasses import asdict
+
+    from avlab.data.synth.talking_faces import TalkingFacesConfig
+
+    stamp = data / "synth_config.json"
+    if not stamp.exists():
+        return  # the user's own data
+    have, want = json.loads(stamp.read_text()), asdict(TalkingFacesConfig.from_profile("quick"))
+    differs = {k: f"{have.get(k)} (now {v})" for k, v in want.items() if have.get(k) != v}
+    if differs:
+        raise ValueError(f"{data} holds a quick set from an older profile ({differs}); move it away (or pass "
+                         f"--data NEW_FOLDER) to generate the current one — nothing was deleted")
+
+
 def _run_main(args) -> int:
     """Quick set → data tour → CID and CMPC trained and evaluated (notebook 01) → report (04)."""
     from avlab.notebooks import execute
-    from avlab.viz.report import comparison_text
+    from avlab.viz.report import comparison_text, headline_sentence
 
     data = ensure_profile_set(Path(args.data), "quick", args.workers).resolve()
+    check_quick_set(data)
     out = Path(args.out).resolve()
     tour = execute("00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
     runs = []
+    epochs = args.epochs or MAIN_JOB["epochs"]
     for method in ("cid", "cmpc"):
-        print(f"training and evaluating {method} ({args.epochs} epochs) …")
+        print(f"training and evaluating {method} ({epochs} epochs) …")
         execute("01_train", out / method, {"method": method, "data_dir": str(data), "out_dir": str(out / method),
-                                           "epochs": args.epochs, "seed": args.seed})
+                                           "epochs": epochs, "seed": args.seed, "workers": args.workers,
+                                           "val_every": MAIN_JOB["val_every"], "face_size": MAIN_JOB["face_size"],
+                                           "cluster_warmup_epochs": epochs // 3,
+                                           "task_options": MAIN_JOB["task_options"]})
         runs.append(str(out / method))
     report = execute("04_report", out, {"runs": runs, "out_dir": str(out)})
     print("\nunseen-unheard identities — each method's figure with its 95 % interval over test identities, "
           "beside chance (an uninformative model) and the oracle (the best any model can do on this data):")
     print(comparison_text(runs).to_string())
+    print("\n" + headline_sentence(runs))
     print("\nmain job done. Outputs:")
     print(f"  data set      {data}/ (meta.csv, lists/, oracle.json)")
     print(f"  data tour     {tour} (+ .html)")
@@ -334,8 +363,9 @@ def _demo_run(args) -> Path:
     print(f"demo: no trained run under {args.runs_dir}/; training a quick CMPC run into {out} "
           f"({args.epochs} epochs, a few minutes on 2 cores) …", file=sys.stderr)
     cfg = TrainConfig(method="cmpc", data=str(data), out=str(out), epochs=args.epochs, workers=args.workers,
-                      batch_size=args.batch_size,
-                      method_args={"cluster_warmup_epochs": max(1, args.epochs // 4)})
+                      batch_size=args.batch_size, val_every=MAIN_JOB["val_every"],
+                      task_args={"face_size": MAIN_JOB["face_size"], **MAIN_JOB["task_options"]},
+                      method_args={"cluster_warmup_epochs": max(1, args.epochs // 3)})
     train(cfg, resume=(out / "checkpoint.safetensors").exists())
     evaluate_run(out)
     return out
@@ -443,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--early-stop", type=int, default=0,
                    help="stop after this many validations without a better score (0: off)")
     s.add_argument("--workers", type=int, default=None, help="data-loading processes (default: cores, at most 4)")
+    s.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per process (default: its share of the cores less its workers, >= 1)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (auto: CUDA when present)")
     s.add_argument("--amp", action="store_true", help="bfloat16 mixed precision on CUDA")
     s.add_argument("--log-every", type=int, default=20, help="steps between host syncs of the logged values")
@@ -519,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run", help="a finished run (default: the newest under --runs-dir; trains one if none)")
     s.add_argument("--runs-dir", default="runs")
     s.add_argument("--data", default="data/talking-faces-quick", help="where to generate the quick set if needed")
-    s.add_argument("--epochs", type=int, default=20, help="epochs of the quick run trained when there is none")
+    s.add_argument("--epochs", type=int, default=MAIN_JOB["epochs"], help="epochs of the quick run trained when there is none")
     s.add_argument("--batch-size", type=int, default=32, help="batch of the quick run trained when there is none")
     s.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes it to your network)")
     s.add_argument("--port", type=int, default=7860)
@@ -540,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", default="data/talking-faces-quick")
     s.add_argument("--out", default="runs/main")
     s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--epochs", type=int, default=None, help=f"default {MAIN_JOB['epochs']}")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_run_main)
 

@@ -70,13 +70,16 @@ def run_lowshot(pretrained: dict[str, str], data: str, out: str | Path, fraction
     base = _config_of(first) if first else TrainConfig()
     base = replace(base, data=data, batch_size=batch_size or base.batch_size, val_every=1, init_from="",
                    trunk_lr_scale=1.0, early_stop=0)
+    n_clips = json.loads((Path(first) / "config.json").read_text()).get("n_train_clips") if first else None
     split, zero_shot = None, {}
     for name, run in pretrained.items():
         split, zero_shot[name] = _headline(Path(run), data, progress)
     rows = []
     for frac in fractions:
         for seed in seeds:
-            labelled = replace(base, seed=seed, train_fraction=frac)
+            # 1 % of a small set is a handful of clips: the batch shrinks to fit them (one step per epoch)
+            batch = min(base.batch_size, max(2, round(frac * n_clips))) if n_clips else base.batch_size
+            labelled = replace(base, seed=seed, train_fraction=frac, batch_size=batch)
             tag = f"{frac:g}-s{seed}"
             stages = {f"{n}/zero-shot": Path(r) for n, r in pretrained.items()}
             for name, init in pretrained.items():

@@ -43,6 +43,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100  # steps
     workers: int | None = None  # data-loading processes (None: the machine's cores, at most 4)
+    threads: int | None = None  # torch's CPU threads per process (None: the cores this process may use, less
+    # one per loading worker, at least 1: on a small machine, threads that wait on a busy core stall each step)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # bfloat16 autocast on CUDA
     log_every: int = 20  # steps between syncs of the logged values to the host
@@ -78,6 +80,15 @@ class TrainConfig:
 
 def default_workers() -> int:
     return max(0, min(os.cpu_count() or 1, 4))
+
+
+def default_threads(workers: int, processes: int = 1, cores: int | None = None) -> int:
+    """torch threads for one training process: its share of the cores less its loading workers.
+
+    >>> default_threads(0, cores=2), default_threads(2, cores=2), default_threads(1, processes=2, cores=16)
+    (2, 1, 7)
+    """
+    return max(1, (cores or os.cpu_count() or 1) // max(processes, 1) - workers)
 
 
 def _options(cls, given: dict, owner: str):

@@ -36,7 +36,7 @@ from avlab.data.loader import make_loader
 from avlab.data.manifest import detect_task
 from avlab.device import resolve_device, to_device
 from avlab.registry import TASKS
-from avlab.runs import TrainConfig, build_method, git_commit, migrate_state_dict, read_metrics
+from avlab.runs import TrainConfig, build_method, default_threads, git_commit, migrate_state_dict, read_metrics
 
 __all__ = ["TrainConfig", "train", "build", "lr_at", "read_metrics", "resolve_task"]
 
@@ -191,6 +191,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     (the notebook's live plot); ``stop_after_steps`` ends the process's work early, as a kill
     would (used to test resuming).
     """
+    threads = torch.get_num_threads()
+    try:
+        return _train(cfg, resume, progress, on_epoch, stop_after_steps)
+    finally:  # the loop picks its own CPU threads; the caller (a notebook, a test) keeps its own
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool, on_epoch, stop_after_steps) -> Path:
     run = Path(cfg.out)
     ckpt = run / "checkpoint.safetensors"
     if ckpt.exists() and not resume:
@@ -205,6 +213,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         raise ValueError(f"early_stop {cfg.early_stop} needs validation scores: set val_every > 0")
     device = resolve_device(cfg.device)
     device = dist.setup(device.type) or device
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads or default_threads(cfg.n_workers, dist.world_size()))
     main = dist.is_main()
     progress = progress and main
     if main:

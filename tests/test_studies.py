@@ -64,3 +64,36 @@ def test_lowshot_summary_means_over_seeds(tmp_path):
     with pytest.raises(ValueError, match="not a study"):
         (tmp_path / "x.json").write_text("{}")
         study_table(tmp_path / "x.json")
+
+
+def fake_eval(run: Path, auc: float, ci: tuple, oracle: float = 0.95) -> Path:
+    run.mkdir(parents=True)
+    tree = lambda v: {"unseen_unheard": {"verification": {"U": {"auc": v}}}}  # noqa: E731
+    (run / "eval.json").write_text(json.dumps({"task": "voice-face", "metrics": tree(auc), "ci": tree(list(ci)),
+                                               "chance": tree(0.5), "oracle": tree(oracle)}))
+    return run
+
+
+def test_the_main_jobs_one_line_names_the_best_run_its_interval_and_the_gap(tmp_path):
+    from avlab.viz.report import headline_sentence
+
+    runs = [fake_eval(tmp_path / "cid", 0.70, (0.65, 0.75)), fake_eval(tmp_path / "cmpc", 0.60, (0.48, 0.71))]
+    line = headline_sentence(runs)
+    assert "the best run, cid, scores verification · U · AUC 0.700 (95 % interval 0.650–0.750)" in line
+    assert "closed 44% of the gap" in line and line.endswith("it learned.")  # (0.70 − 0.5) / (0.95 − 0.5)
+    assert headline_sentence(runs[1:]).endswith("not yet distinguishable from an untrained model.")
+
+
+def test_the_main_job_refuses_a_quick_set_of_an_older_profile(tmp_path):
+    from dataclasses import asdict
+
+    from avlab.cli import check_quick_set
+    from avlab.data.synth.talking_faces import TalkingFacesConfig
+
+    check_quick_set(tmp_path)  # no stamp: the user's own data
+    current = asdict(TalkingFacesConfig.from_profile("quick"))
+    (tmp_path / "synth_config.json").write_text(json.dumps({"benchmark": "talking-faces", **current}))
+    check_quick_set(tmp_path)
+    (tmp_path / "synth_config.json").write_text(json.dumps({**current, "identities": 7}))
+    with pytest.raises(ValueError, match=r"older profile \(\{'identities': '7 \(now \d+\)'\}\).*nothing was deleted"):
+        check_quick_set(tmp_path)

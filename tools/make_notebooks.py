@@ -126,6 +126,9 @@ num_prototypes = []                     # CMPC: K per granularity, e.g. [20, 40,
 cluster_warmup_epochs = 5               # CMPC: epochs before the first clustering
 seed = 0
 face_size = 64                          # voice-face task option (pixels)
+task_options = {}                       # other task options, e.g. {"crop_seconds": 1.0} (`avlab tasks`)
+workers = None                          # data-loading processes (None: the machine's cores, at most 4)
+val_every = 1                           # epochs between validation scores (best.safetensors is evaluated)
 """),
     ("code", """
 from pathlib import Path
@@ -144,7 +147,8 @@ if method == "cmpc":
     if num_prototypes:
         method_args["num_prototypes"] = list(num_prototypes)
 cfg = TrainConfig(method=method, data=data_dir, out=out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
-                  seed=seed, method_args=method_args, task_args={"face_size": face_size})
+                  seed=seed, workers=workers, val_every=val_every, method_args=method_args,
+                  task_args={"face_size": face_size, **task_options})
 resume = Path(out_dir, "checkpoint.safetensors").exists()
 print(("resuming" if resume else "starting"), method, "in", out_dir)
 """),
@@ -288,7 +292,13 @@ UMAP = [
 
 Voice and face embeddings of a run in one 2-D UMAP, with the CMPC prototypes overlaid. Colour
 by identity / cluster / attribute / modality / split, hover a point to see its face, select
-points to list them, join the voices and faces of one identity. The layout is cached per run.
+points to list them, join the voices and faces of one identity.
+
+The first view comes at once: the run's cached layout, or else a PCA preview while the UMAP is
+computed in the background (20,000 points on 2 busy cores: about 25 s in a fresh kernel, about a
+minute the first time on a machine, when numba compiles it); the explorer's points move to the
+UMAP when it is ready. The static figure below (and `umap.json` / `umap.html`, the HTML export) waits
+for the UMAP. The layout is cached per run.
 """),
     ("params", """
 run = "runs/main/cmpc"      # a run with embeddings.npz (avlab eval)
@@ -299,7 +309,7 @@ out_dir = "runs/main/cmpc/umap"
 seed = 0
 """),
     ("code", """
-import time
+import json, time
 from pathlib import Path
 from avlab.viz import umap_view
 from avlab.viz.display import setup
@@ -308,21 +318,24 @@ setup()  # interactive figures; plotly.js is embedded here once, so the HTML exp
 
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
 t0 = time.time()
-points = umap_view.umap_layout(run, max_points=max_points, seed=seed)
-print(f"{len(points)} points laid out in {time.time() - t0:.1f} s (cached per run after the first time)")
-points.to_csv(out / "umap_points.csv", index=False)
+points, pending = umap_view.first_view(run, max_points=max_points, seed=seed)
+print(f"{len(points)} points, {points.attrs['layout']} layout in {time.time() - t0:.1f} s"
+      + ("" if pending.done() else "; the UMAP is computing in the background"))
 """),
+    ("md", "## Explore (live widgets: colour, voice-face lines, hovered face, selection; absent from the HTML export)"),
+    ("code", """
+data_root = json.loads(Path(run, "config.json").read_text())["data"]
+umap_view.umap_explorer(points, data_root, pending=pending)
+"""),
+    ("md", "## The UMAP (static: written to `umap.json` / `umap.html`, shown in the HTML export)"),
     ("fig", """
+points = pending.result()  # waits for the background layout, if it is still running
+print(f"UMAP ready {time.time() - t0:.1f} s after the first view was asked for")
+points.to_csv(out / "umap_points.csv", index=False)
 fig = umap_view.umap_figure(points, color_by, join_identity or None)
 fig.write_json(out / "umap.json")
 fig.write_html(out / "umap.html", include_plotlyjs=True)
 fig
-"""),
-    ("md", "## Explore (live widgets: colour, voice-face lines, hovered face, selection; absent from the HTML export)"),
-    ("code", """
-import json
-data_root = json.loads(Path(run, "config.json").read_text())["data"]
-umap_view.umap_explorer(points, data_root)
 """),
 ]
 

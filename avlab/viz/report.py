@@ -122,6 +122,27 @@ def comparison_text(runs: list[str | Path], split: str | None = None, metrics=No
     return out
 
 
+def headline_sentence(runs: list[str | Path]) -> str:
+    """One line for a newcomer: the best run's headline figure (the task's first key metric on its
+    headline split) with its interval, beside chance and the oracle, and the share of the gap closed."""
+    results = {Path(r).name: load_eval(r) for r in runs}
+    task = task_of(next(iter(results.values())))
+    split, metric = task.headline_split, task.key_metrics[0]
+    value = {name: flatten(r["metrics"].get(split, {})).get(metric) for name, r in results.items()}
+    name = max((n for n in value if value[n] is not None), key=value.get)
+    result = results[name]
+    low, high = _ci(result, split).get(metric, (float("nan"), float("nan")))
+    chance = flatten(result["chance"].get(split, {}))[metric]
+    text = (f"In one line: the best run, {name}, scores {metric_label(metric)} {value[name]:.3f} "
+            f"(95 % interval {low:.3f}–{high:.3f}) on {split.replace('_', '-')} data; chance is {chance:.3f}")
+    oracle = flatten(result.get("oracle", {}).get(split, {})).get(metric)
+    if oracle is not None:
+        text += (f", the oracle {oracle:.3f}: it closed {(value[name] - chance) / (oracle - chance):.0%} of the gap "
+                 f"from chance to the best possible")
+    return text + ("; the interval is clear of chance — it learned." if low > chance else
+                   "; the interval still includes chance — not yet distinguishable from an untrained model.")
+
+
 def comparison_figure(table: pd.DataFrame, title: str = ""):
     import matplotlib.pyplot as plt
 
