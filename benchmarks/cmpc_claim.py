@@ -69,6 +69,7 @@ def run_one(name: str, setting: dict, epochs: int, seed: int, args) -> dict:
     model = ModelConfig(**setting.get("model", {}))
     cfg = TrainConfig(method=setting["method"], data=args.data, out=str(out), epochs=epochs,
                       batch_size=args.batch_size, seed=seed, workers=args.workers, model=model,
+                      task_args=json.loads(args.task_args),
                       method_args=dict(setting.get("method_args", {})), **setting.get("loop", {}))
     if not (out / "model.safetensors").exists():
         train(cfg, resume=(out / "checkpoint.safetensors").exists(), progress=not args.quiet)
@@ -118,12 +119,15 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--settings", nargs="+", help="default: all (see the module docstring)")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--task-args", default="{}", help='task options as JSON, e.g. the main job\'s '
+                    '\'{"face_size": 32, "crop_seconds": 1.0, "n_mels": 40}\'')
     ap.add_argument("--out", default="runs/cmpc-claim")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
     args.data = args.data or f"data/talking-faces-{args.profile}"
     ensure_profile_set(Path(args.data), args.profile, progress=not args.quiet)
     report = {"benchmark": "cmpc_claim", "split": "unseen_unheard", "data": args.data, "batch_size": args.batch_size,
+              "task_args": json.loads(args.task_args),
               "seeds": args.seeds, "budgets": {}, "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     for epochs in args.epochs:
         chosen = {k: v for k, v in settings(epochs).items() if not args.settings or k in args.settings}
