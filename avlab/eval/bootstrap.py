@@ -73,7 +73,10 @@ def identity_counts(n_identities: int, n_boot: int, rng: np.random.Generator) ->
 
 def _measure(part: Part, rows: np.ndarray):
     """The part's figure on resampled rows, or None where a resample leaves it undefined
-    (e.g. verification rows of one class only)."""
+    (e.g. verification rows of one class only, or no rows: a small list whose identities were all
+    left out of the resample)."""
+    if not len(rows):
+        return None
     try:
         return part.metric(rows)
     except ValueError:
