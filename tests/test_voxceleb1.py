@@ -285,8 +285,6 @@ def test_a_clip_whose_video_has_no_jpgs_takes_its_faces_from_its_mp4(fake):
 
 
 @pytest.mark.slow
-# A bootstrap replicate that draws none of a tiny list's probe identities has no rows to average.
-@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:invalid value encountered in scalar divide")
 def test_train_and_evaluate_end_to_end_on_the_fake_tree(fake, tmp_path):
     from avlab.eval.run_eval import evaluate_run
     from avlab.train import TrainConfig, train
