@@ -37,10 +37,6 @@ class Recipe:
     early_stop: int = 5  # validations without a better score before fine-tuning / scratch stop
 
 
-def _config_of(run: str | Path) -> TrainConfig:
-    return TrainConfig.from_json(json.loads((Path(run) / "config.json").read_text()))
-
-
 def _headline(run: Path, data: str, progress: bool) -> tuple[str, dict]:
     """(headline split, headline metrics) of a run, evaluated on ``data`` unless it already was."""
     done = run / "eval.json"
@@ -67,10 +63,11 @@ def run_lowshot(pretrained: dict[str, str], data: str, out: str | Path, fraction
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     first = next(iter(pretrained.values()), None)
-    base = _config_of(first) if first else TrainConfig()
+    first_cfg = json.loads((Path(first) / "config.json").read_text()) if first else None
+    base = TrainConfig.from_json(first_cfg) if first_cfg else TrainConfig()
     base = replace(base, data=data, batch_size=batch_size or base.batch_size, val_every=1, init_from="",
                    trunk_lr_scale=1.0, early_stop=0)
-    n_clips = json.loads((Path(first) / "config.json").read_text()).get("n_train_clips") if first else None
+    n_clips = first_cfg.get("n_train_clips") if first_cfg else None
     split, zero_shot = None, {}
     for name, run in pretrained.items():
         split, zero_shot[name] = _headline(Path(run), data, progress)

@@ -209,6 +209,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, on_epoch, stop_after_
         cfg = TrainConfig.from_json(json.loads((run / "config.json").read_text()))
     cfg = resolve_task(cfg)
     cfg.method_config(), cfg.task_config()  # refuse unknown options before any work
+    if cfg.early_stop < 0 or (cfg.threads is not None and cfg.threads < 1):
+        raise ValueError(f"early_stop must be >= 0 and threads >= 1 (got {cfg.early_stop}, {cfg.threads})")
     if cfg.early_stop and not cfg.val_every:
         raise ValueError(f"early_stop {cfg.early_stop} needs validation scores: set val_every > 0")
     device = resolve_device(cfg.device)

@@ -181,6 +181,8 @@ def test_early_stop_after_validations_without_improvement(tiny_set, tmp_path, mo
     metrics = read_metrics(run)
     assert [m["epoch"] for m in metrics] == [0, 1, 2, 3] and metrics[-1]["best_epoch"] == 1
     assert (run / "model.safetensors").exists() and (run / "best.safetensors").exists()
+    with pytest.raises(ValueError, match="threads >= 1"):
+        train(cfg_for(tiny_set, tmp_path / "es3", method="cid", threads=0), progress=False)
     with pytest.raises(ValueError, match="needs validation scores"):
         train(cfg_for(tiny_set, tmp_path / "es2", method="cid", early_stop=2, val_every=0), progress=False)
 

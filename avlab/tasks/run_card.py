@@ -8,7 +8,7 @@ import pandas as pd
 
 from avlab.eval.tree import flatten
 from avlab.runs import load_config, task_of
-from avlab.viz.report import protocol_table
+from avlab.tasks.protocol_table import protocol_table
 
 
 def card_markdown(run: str | Path) -> str:
