@@ -38,6 +38,21 @@ def tiny_lip_words(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_adc_run(tmp_path_factory, tiny_lip_words):
+    """An ADC-SSL run on the tiny lip-words set, trained briefly and evaluated (eval.json,
+    lipreading.npz, metrics.jsonl) — for the lip-reading notebook and demo tests."""
+    from avlab.eval.run_eval import evaluate_run
+    from avlab.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "adc-ssl"
+    cfg = TrainConfig(method="adc-ssl", data=str(tiny_lip_words), out=str(out), epochs=2, batch_size=8, workers=0,
+                      threads=1, method_args={"ramp_epochs": 1.0}, task_args={"roi_size": 24, "crop_size": 20})
+    train(cfg, progress=False)
+    evaluate_run(out, progress=False, backend_epochs=3)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_cmpc_run(tmp_path_factory, tiny_set):
     """A CMPC run on the tiny set that clustered and was evaluated (clusters, embeddings, eval.json)."""
     from avlab.eval.run_eval import evaluate_run

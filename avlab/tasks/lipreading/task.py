@@ -62,6 +62,11 @@ class LipReadingTask(Task):
         spec.modalities["audio"] = replace(self.modalities["audio"], channels=dataset.n_mfcc)  # --n-mfcc
         return spec
 
+    def validator(self, data, cfg, workers: int = 2):
+        from avlab.tasks.lipreading.protocol import ValidationWordKNN
+
+        return ValidationWordKNN.for_data(data, cfg, workers)
+
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.lipreading.protocol import evaluate
 
