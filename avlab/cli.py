@@ -19,9 +19,14 @@ def _benchmark_owner(benchmark: str):
     raise ValueError(f"unknown benchmark {benchmark!r}; the tasks generate {known}")
 
 
+SYNTH_OPTIONS = ("seed", "identities", "videos_per_id", "utts_per_video", "coupling", "size", "words", "speakers",
+                 "speaker_split", "train_per_word", "val_per_word", "test_per_word", "roi", "classes",
+                 "clips_per_class", "offscreen_fraction")
+
+
 def _synth(args) -> int:
-    options = {k: getattr(args, k) for k in ("identities", "videos_per_id", "utts_per_video", "coupling", "size",
-                                             "seed") if getattr(args, k) is not None}
+    # Only the flags given; the benchmark's config refuses the ones it does not have, by name.
+    options = {k: v for k, v in vars(args).items() if k in SYNTH_OPTIONS and v is not None}
     task = _benchmark_owner(args.benchmark)
     out = task.generate(args.benchmark, args.out, profile=args.profile, workers=args.workers,
                         progress=not args.quiet, **options)
@@ -422,15 +427,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate a synthetic benchmark")
-    s.add_argument("benchmark", help="talking-faces (see `avlab tasks`)")
+    s.add_argument("benchmark", help="talking-faces | lip-words | sounding-objects (see `avlab tasks`)")
     s.add_argument("--out", required=True)
     s.add_argument("--profile", default="quick", choices=["quick", "standard"])
-    s.add_argument("--identities", type=int)
-    s.add_argument("--videos-per-id", type=int)
-    s.add_argument("--utts-per-video", type=int)
-    s.add_argument("--coupling", type=float, help="0 = voice independent of face, 1 = fully predictable (default 0.8)")
-    s.add_argument("--size", type=int, help="face image side in pixels (even, 32..224)")
     s.add_argument("--seed", type=int)
+    g = s.add_argument_group("talking-faces options")
+    g.add_argument("--identities", type=int)
+    g.add_argument("--videos-per-id", type=int)
+    g.add_argument("--utts-per-video", type=int)
+    g.add_argument("--coupling", type=float, help="0 = voice independent of face, 1 = fully predictable (default 0.8)")
+    g.add_argument("--size", type=int, help="face image (talking-faces, even, 32..224) or frame side (sounding-objects, "
+                                            "a multiple of 16) in pixels")
+    g = s.add_argument_group("lip-words options")
+    g.add_argument("--words", type=int, help="vocabulary size: the first N words (quick 30, standard 100)")
+    g.add_argument("--speakers", type=int, help="quick 60, standard 300")
+    g.add_argument("--speaker-split", choices=["shared", "disjoint"],
+                   help="shared: every speaker in every split (LRW's convention, default); disjoint: 70/10/20 %% of "
+                        "the speakers per split")
+    g.add_argument("--train-per-word", type=int)
+    g.add_argument("--val-per-word", type=int)
+    g.add_argument("--test-per-word", type=int)
+    g.add_argument("--roi", type=int, help="side of the encoded grey mouth ROI in pixels (default 32)")
+    g = s.add_argument_group("sounding-objects options")
+    g.add_argument("--classes", type=int, help="object classes (quick 10, standard 30)")
+    g.add_argument("--clips-per-class", type=int)
+    g.add_argument("--offscreen-fraction", type=float, help="clips whose sound comes from off screen (no box)")
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_synth)

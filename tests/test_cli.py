@@ -23,6 +23,22 @@ def test_synth_writes_a_set(tmp_path):
     assert (out / "oracle.json").exists() and (out / "lists" / "veriflist_test_G_unseenunheard.txt").exists()
 
 
+def test_synth_lip_words_takes_its_own_flags_and_refuses_another_benchmarks(tmp_path, capsys):
+    import csv
+
+    out = tmp_path / "lip"
+    assert cli(["synth", "lip-words", "--out", str(out), "--words", "4", "--speakers", "6", "--speaker-split",
+                "disjoint", "--train-per-word", "2", "--val-per-word", "1", "--test-per-word", "1", "--workers", "1",
+                "--quiet"]) == 0
+    rows = list(csv.DictReader((out / "meta.csv").open()))
+    assert len({r["word"] for r in rows}) == 4 and len(rows) == 4 * (2 + 1 + 1)
+    speakers = {s: {r["speaker"] for r in rows if r["split"] == s} for s in ("train", "val", "test")}
+    assert not (speakers["train"] & speakers["test"]) and not (speakers["train"] & speakers["val"])
+    assert cli(["synth", "lip-words", "--out", str(tmp_path / "x"), "--identities", "9", "--quiet"]) == 2
+    assert "lip-words benchmark has no option(s) ['identities']" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_demo_without_runs_trains_and_evaluates_a_quick_one_then_reuses_it(tiny_set, tmp_path):
     from avlab.cli import _demo_run, build_parser
 

@@ -117,6 +117,10 @@ class LipWordsConfig:
     def from_profile(profile: str = "quick", **overrides) -> "LipWordsConfig":
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        known = set(LipWordsConfig.__dataclass_fields__)
+        unknown = sorted(k for k, v in overrides.items() if v is not None and k not in known)
+        if unknown:
+            raise ValueError(f"the lip-words benchmark has no option(s) {unknown}; it has {sorted(known)}")
         values = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
         return LipWordsConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 

@@ -79,6 +79,10 @@ class TalkingFacesConfig:
     def from_profile(profile: str = "quick", **overrides) -> "TalkingFacesConfig":
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        known = set(TalkingFacesConfig.__dataclass_fields__)
+        unknown = sorted(k for k, v in overrides.items() if v is not None and k not in known)
+        if unknown:
+            raise ValueError(f"the talking-faces benchmark has no option(s) {unknown}; it has {sorted(known)}")
         values = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
         return TalkingFacesConfig(**values)
 

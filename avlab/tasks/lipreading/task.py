@@ -47,7 +47,6 @@ class LipReadingTask(Task):
 
         if benchmark not in self.benchmarks:
             raise ValueError(f"task {self.name!r} has no benchmark {benchmark!r}; it has {sorted(self.benchmarks)}")
-        options = {k: v for k, v in options.items() if k in LipWordsConfig.__dataclass_fields__}
         return generate_lip_words(LipWordsConfig.from_profile(profile, **options), out, workers, progress, profile)
 
     def train_dataset(self, data, cfg, workers: int = 2, progress: bool = True):
