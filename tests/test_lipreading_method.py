@@ -167,3 +167,11 @@ def test_training_keeps_the_best_val_word_1nn(cli_run):
     rows = [json.loads(line) for line in (cli_run / "metrics.jsonl").read_text().splitlines()]
     scores = [r["val_word_1nn"] for r in rows if "val_word_1nn" in r]
     assert scores and all(0 <= s <= 1 for s in scores) and (cli_run / "best.safetensors").exists()
+
+
+def test_low_shot_back_ends_get_enough_steps():
+    from avlab.tasks.lipreading.protocol import backend_epochs
+
+    assert backend_epochs(1200, 30, 64, 300) == 30  # 19 steps an epoch: 570 steps already
+    assert backend_epochs(12, 30, 64, 300) == 300  # one step an epoch
+    assert backend_epochs(120, 30, 64, 300) == 150  # two steps an epoch

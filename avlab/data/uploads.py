@@ -62,7 +62,7 @@ def check_upload(path: str | os.PathLike, allowed_exts: tuple[str, ...], limits:
     return path
 
 
-def _media_problem(exc: media.MediaError, name: str, what: str) -> UploadError:
+def media_problem(exc: media.MediaError, name: str, what: str) -> UploadError:
     """The decoder's reason, without the server's path (FFmpeg quotes it) or its errno."""
     reason = re.sub(r"\[Errno -?\d+\]\s*", "", exc.reason.replace(f": '{exc.path}'", "").replace(exc.path, name))
     return UploadError(f"{what} {name!r} cannot be used: {reason}")
@@ -76,7 +76,7 @@ def read_voice(path: str | os.PathLike, limits: Limits = Limits(), sample_rate: 
     try:
         wave = media.read_audio(path, sample_rate, max_seconds=limits.max_voice_seconds, notes=problems)
     except media.MediaError as exc:
-        raise _media_problem(exc, path.name, "voice") from None
+        raise media_problem(exc, path.name, "voice") from None
     seconds = len(wave) / sample_rate
     if seconds < MIN_VOICE_SECONDS:
         raise UploadError(f"voice {path.name!r} is {seconds:.2f} s long; at least {MIN_VOICE_SECONDS} s is needed")
@@ -126,7 +126,7 @@ def _read_middle_frame(path: Path, notes: list) -> np.ndarray:
         # By position among the frames that decode: a header's frame count may over-claim.
         return media.read_frames(path, positions=[0.5], notes=notes)[0]
     except media.MediaError as exc:
-        raise _media_problem(exc, path.name, "face") from None
+        raise media_problem(exc, path.name, "face") from None
 
 
 _CASCADE = None

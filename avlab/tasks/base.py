@@ -41,6 +41,10 @@ class Task(ABC):
     key_metrics: tuple[str, ...] = ()  # flattened metric keys, headline first
     headline_split = ""  # the split whose metrics are the headline (e.g. unseen identities)
     notebooks: tuple[str, ...] = ()  # task-specific notebook views (besides the generic ones)
+    class_noun = "classes"  # what its labels are, in the run card ("identities", "words")
+    # What a model trained on the task's synthetic benchmark means for a visitor's own media (run card).
+    synthetic_note = ("The model has never seen real media: on your own files its scores only say how they compare "
+                      "in a feature space learnt from generated ones.")
 
     @dataclass
     class Config:

@@ -88,15 +88,12 @@ def trained_on_markdown(run: str | Path) -> str:
     """One paragraph: what the model learnt from, and what that means for a visitor's own media."""
     cfg, info = load_config(run)
     spec, task = info.get("spec", {}), task_of(info)
-    size = f"{spec.get('n_train', '?')} training clips of {spec.get('n_classes', '?')} identities"
+    size = f"{spec.get('n_train', '?')} training clips of {spec.get('n_classes', '?')} {task.class_noun}"
     benchmark = synthetic_benchmark(cfg.data)
     if benchmark is None:
         return f"**Trained on** `{Path(cfg.data).name}` ({size})."
     what = task.benchmarks.get(benchmark, "a generated benchmark")
-    return (f"**Trained on synthetic data only**: `{benchmark}` ({what}; {size}). The model has never seen a "
-            "real face or heard a real voice: on your own photos and recordings its scores only say how they "
-            "compare in a feature space learnt from drawn faces and synthesised voices — not who they resemble. "
-            "Expect real media to score alike whatever they show (such uploads are marked *out of domain*).")
+    return f"**Trained on synthetic data only**: `{benchmark}` ({what}; {size}). {task.synthetic_note}"
 
 
 def headline(run: str | Path) -> dict | None:
@@ -127,7 +124,7 @@ def headline_markdown(run: str | Path) -> str:
     """The headline figure beside chance and the oracle, and a visible note when it is at chance."""
     h = headline(run)
     if h is None:
-        return "*This run has not been evaluated: how well it matches unseen identities is unknown.*"
+        return "*This run has not been evaluated: how well it does on data it never trained on is unknown.*"
     interval = f" (95 % interval {h['ci'][0]:.3f}–{h['ci'][1]:.3f})" if h["ci"] else ""
     parts = [f"**Headline** ({h['split'].replace('_', '-')}, `{h['metric']}`): **{h['value']:.3f}**{interval}"]
     if h["chance"] is not None:

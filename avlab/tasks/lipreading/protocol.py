@@ -1,4 +1,5 @@
-"""The lip-reading protocol on a trained method: ``RUN/eval.json`` and ``RUN/lipreading.npz``.
+"""The lip-reading protocol on a trained method: ``RUN/eval.json``, ``RUN/lipreading.npz`` and the
+frozen variant's back-end, ``RUN/lipreading_backend.safetensors`` (the demo reads words with it).
 
 Word classification (DESIGN §3, LRW top-1 on the test split) from the method's **visual**
 encoder, never its audio one:
@@ -31,6 +32,8 @@ from tqdm.auto import tqdm
 from avlab.device import to_device
 from avlab.eval.bootstrap import percentile_interval
 from avlab.tasks.lipreading.dataset import LipWordsDataset
+
+BACKEND_FILE = "lipreading_backend.safetensors"  # the frozen variant's back-end, for the demo
 
 
 def _device(method) -> torch.device:
@@ -119,9 +122,18 @@ def _scores(logits: torch.Tensor, labels: torch.Tensor) -> dict:
     return {"top1": float(topk_hits(logits, labels, 1).mean()), "top5": float(topk_hits(logits, labels, 5).mean())}
 
 
+def backend_epochs(n_train: int, epochs: int, batch: int, min_steps: int) -> int:
+    """Epochs for ``n_train`` labelled clips: at least ``epochs``, and enough for ``min_steps``
+    optimiser steps — with 1 % of the labels an epoch is a single step, and 30 of them leave the
+    back-end untrained (low-shot would then measure the optimiser, not the features)."""
+    steps_per_epoch = max(1, -(-n_train // batch))
+    return max(epochs, -(-min_steps // steps_per_epoch))
+
+
 def train_backend(train: tuple, val: tuple, test: tuple, n_classes: int, epochs: int = 30, lr: float = 3e-3,
-                  batch: int = 64, seed: int = 0) -> dict:
-    """Fit :class:`BackEnd` on frozen features; (val top-1, test scores and logits) at the best-val epoch.
+                  batch: int = 64, seed: int = 0, min_steps: int = 300) -> dict:
+    """Fit :class:`BackEnd` on frozen features; (val top-1, test scores and logits, the weights as
+    ``state``) at the best-val epoch.
 
     ``train`` / ``val`` / ``test`` are (features (N, T, d), labels (N,)) arrays."""
     torch.manual_seed(seed)
@@ -131,7 +143,7 @@ def train_backend(train: tuple, val: tuple, test: tuple, n_classes: int, epochs:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     gen = torch.Generator().manual_seed(seed)
     best = {"val_top1": -1.0}
-    for epoch in range(epochs):
+    for epoch in range(backend_epochs(len(xtr), epochs, batch, min_steps)):
         model.train()
         order = torch.randperm(len(xtr), generator=gen)
         for s in range(0, len(order), batch):
@@ -147,8 +159,19 @@ def train_backend(train: tuple, val: tuple, test: tuple, n_classes: int, epochs:
             val_top1 = float(topk_hits(model(xva), yva, 1).mean())
             if val_top1 > best["val_top1"]:
                 logits = model(xte)
-                best = {"val_top1": val_top1, "epoch": epoch, "test": _scores(logits, yte), "logits": logits}
+                best = {"val_top1": val_top1, "epoch": epoch, "test": _scores(logits, yte), "logits": logits,
+                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
     return best
+
+
+def save_backend(run: Path, state: dict, words: list[str], epoch: int) -> Path:
+    """Keep the frozen variant's back-end (``RUN/lipreading_backend.safetensors``, the word list in
+    its metadata) so the demo reads words with the classifier the protocol scored, not a new one."""
+    from avlab.checkpoint import atomic_save
+
+    path = Path(run) / BACKEND_FILE
+    atomic_save(state, path, {"words": json.dumps(words), "epoch": str(epoch)})
+    return path
 
 
 def _subset(n: int, fraction: float, seed: int) -> np.ndarray:
@@ -285,5 +308,6 @@ def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, backend_
     np.savez_compressed(run / "lipreading.npz", paths=np.array(ds["test"].sample_names()), label=labels["test"],
                         speaker=ds["test"].speaker_ids, logits=frozen["logits"].numpy(),
                         visual=feats["test"].mean(axis=1), words=np.array(ds["train"].words))
+    save_backend(run, frozen["state"], ds["train"].words, frozen["epoch"])
     (run / "eval.json").write_text(json.dumps(result, indent=1))
     return result

@@ -25,7 +25,12 @@ class LipReadingTask(Task):
     key_metrics = ("frozen/top1", "frozen/top5", "lowshot_10pct/top1", "lowshot_1pct/top1", "finetune/top1",
                    "identity_leakage/speaker_acc", "modality/probe_acc")
     headline_split = "test"
-    notebooks = ()
+    class_noun = "words"
+    synthetic_note = ("The model has never seen a real mouth: it learnt from drawn grey mouths whose shapes follow "
+                      "espeak-ng's phonemes. On a real video its words only say which drawn mouth movements it looks "
+                      "most like — expect them to be wrong, and homophenes (PAT / BAT / MAT) to be confused even "
+                      "on its own data.")
+    notebooks = ("07_lipreading",)
 
     @dataclass
     class Config:
@@ -70,6 +75,11 @@ class LipReadingTask(Task):
         from avlab.tasks.lipreading.protocol import evaluate
 
         return evaluate(run, cfg, method, data, progress=progress, **options)
+
+    def demo_tabs(self, run: Path, **options):
+        from avlab.tasks.lipreading.demo import demo_tabs
+
+        return demo_tabs(run, **options)
 
     def example_batch(self, n: int = 8, classes: int = 4, side: int = 24, frames: int = 10, seed: int = 0,
                       **_) -> dict:

@@ -25,6 +25,11 @@ class VoiceFaceTask(Task):
                    "retrieval_map/f2v")
     headline_split = "unseen_unheard"
     notebooks = ("02_cluster_inspection", "03_embedding_umap")
+    class_noun = "identities"
+    synthetic_note = ("The model has never seen a real face or heard a real voice: on your own photos and recordings "
+                      "its scores only say how they compare in a feature space learnt from drawn faces and "
+                      "synthesised voices — not who they resemble. Expect real media to score alike whatever they "
+                      "show (such uploads are marked *out of domain*).")
 
     @dataclass
     class Config:
