@@ -33,16 +33,20 @@ def notebook(cells):
 
 DATA_TOUR = [
     ("md", """
-# 00 · Data tour: the talking-faces benchmark
+# 00 · Data tour: a synthetic benchmark
 
-What the synthetic VoxCeleb-like set looks and sounds like, how the mouth follows the speech, how
-identities and attributes are distributed, and the **oracle**: what an ideal matcher reaches from
-the true latents under the generator's own noise (the ceiling for learned models).
+What a synthetic set looks and sounds like — **talking-faces** (VoxCeleb-like) or **lip-words**
+(LRW-like); the sections follow the set in `data_dir`. Both: the speakers, clips with sound, the
+mouth against the audio. Talking-faces: faces per identity, voices, attributes. Lip-words: a mouth
+strip per word with homophenes (words sharing one viseme sequence) side by side, the MFCC beside
+the mouth opening, the homophene groups. Last, the **oracle**: what an ideal model reaches from the
+true latents under the generator's own noise (the ceiling for learned models).
 """),
     ("params", """
-data_dir = "data/talking-faces-quick"  # a talking-faces set (avlab synth talking-faces --out …)
+data_dir = "data/talking-faces-quick"  # a synthetic set (avlab synth talking-faces|lip-words --out …)
 out_dir = "runs/data-tour"             # figures and tables are written here
-n_identities = 6                       # rows of the face grid
+n_identities = 6                       # talking-faces: rows of the face grid
+n_words = 10                           # lip-words: mouth strips, in homophene order
 n_speakers = 6                         # faces with voice players
 n_videos = 3                           # clips embedded as video (each ~40 kB at 64 px)
 video_seconds = 3.0                    # longer clips are cut (remuxed) to this
@@ -50,15 +54,16 @@ video_seconds = 3.0                    # longer clips are cut (remuxed) to this
     ("code", """
 from pathlib import Path
 from IPython.display import display
-from avlab.viz import data_tour as tour
+from avlab.viz import data_tour as tour, lipreading as lip
 from avlab.viz.display import html, show
 
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+kind = tour.benchmark_of(data_dir)  # "talking-faces" or "lip-words"
 meta = tour.load_meta(data_dir)
-print(f"{meta.identity.nunique()} identities, {len(meta)} clips, {meta.duration.sum()/60:.1f} min of speech")
+print(f"{kind}: {tour.summary(meta)}")
 display(meta.head())
 """),
-    ("md", "## Meet the speakers: a face and a voice each"),
+    ("md", "## Meet the speakers: a face (lip-words: the mouth) and a voice each"),
     ("fig", """
 html(tour.speakers_html(data_dir, meta, n_speakers))
 """),
@@ -66,17 +71,30 @@ html(tour.speakers_html(data_dir, meta, n_speakers))
     ("fig", """
 html(tour.clips_html(data_dir, meta, n_videos, video_seconds))
 """),
-    ("md", "## Faces: a few clips per identity (middle frame)"),
-    ("fig", """
-show(tour.identity_grid(data_dir, meta, n_identities=n_identities), out / "identity_grid.png")
+    ("md", """
+## Faces: a few clips per identity (talking-faces) · mouths: a strip per word (lip-words)
+
+Lip-words: frames across each word, one speaker where possible, homophene groups together — their
+rows should look alike (their viseme sequences are the same), other rows not.
 """),
-    ("md", "## Voices: a log-mel spectrogram and the per-identity voice parameters"),
+    ("fig", """
+if kind == "lip-words":
+    show(lip.mouth_strips(data_dir, meta, n_words), out / "mouth_strips.png")
+else:
+    show(tour.identity_grid(data_dir, meta, n_identities=n_identities), out / "identity_grid.png")
+"""),
+    ("md", """
+## Voices: a log-mel spectrogram and the per-identity voice parameters (talking-faces) · the MFCC beside the mouth opening (lip-words)
+"""),
     ("fig", """
 clip = meta.path.iloc[0]
-show(tour.spectrogram_figure(data_dir, clip), out / "spectrogram.png")
-voices = tour.voice_params_table(data_dir)
-tour.write_table(voices, out / "voice_params.csv")
-display(tour.readable(voices).groupby("gender")[["f0_hz", "formant_scale", "rate_wpm", "tilt_db_per_octave", "breathiness"]].describe().T.round(2))
+if kind == "lip-words":
+    show(lip.mfcc_mouth_figure(data_dir, meta.iloc[0]), out / "mfcc_mouth.png")
+else:
+    show(tour.spectrogram_figure(data_dir, clip), out / "spectrogram.png")
+    voices = tour.voice_params_table(data_dir)
+    tour.write_table(voices, out / "voice_params.csv")
+    display(tour.readable(voices).groupby("gender")[["f0_hz", "formant_scale", "rate_wpm", "tilt_db_per_octave", "breathiness"]].describe().T.round(2))
 """),
     ("md", "## Lip-sync: mouth opening against the audio envelope"),
     ("fig", """
@@ -87,18 +105,27 @@ lipsync = meta.loc[sample.index, ["path"]].assign(r=r)
 tour.write_table(lipsync, out / "lipsync.csv")
 print(f"mean correlation over {len(r)} clips: {sum(r)/len(r):.2f}")
 """),
-    ("md", "## Attributes and splits"),
+    ("md", "## Attributes and splits (talking-faces) · homophene groups, speakers and splits (lip-words)"),
     ("fig", """
-show(tour.attribute_figure(meta), out / "attributes.png")
+if kind == "lip-words":
+    homophenes = lip.homophene_table(data_dir)
+    tour.write_table(homophenes, out / "homophenes.csv")
+    display(homophenes[homophenes.n_words > 1])
+    show(lip.set_figure(data_dir, meta), out / "words_speakers.png")
+else:
+    show(tour.attribute_figure(meta), out / "attributes.png")
 """),
     ("md", """
 ## Oracle: the ceiling under the generator's own noise
 
-Verification AUC/EER (U: random negatives, G: same-gender negatives), 1:2 matching in both
-directions, the 1:N curve and retrieval mAP, computed by the same protocol code as learned models.
+Talking-faces: verification AUC/EER (U: random negatives, G: same-gender negatives), 1:2 matching
+in both directions, the 1:N curve and retrieval mAP, computed by the same protocol code as learned
+models. Lip-words: the word accuracy of an ideal lip reader (`visual`: it sees every viseme, so
+only homophenes defeat it) and of an ideal listener (`audio`), chance, and the chance of naming
+the speaker (the reference for identity leakage).
 """),
     ("code", """
-oracle = tour.oracle_table(data_dir)
+oracle = lip.oracle_table(data_dir) if kind == "lip-words" else tour.oracle_table(data_dir)
 tour.write_table(oracle, out / "oracle.csv")
 display(oracle.pivot(index="metric", columns="split", values="oracle").round(3))
 """),
@@ -106,26 +133,29 @@ display(oracle.pivot(index="metric", columns="split", values="oracle").round(3))
 
 TRAIN = [
     ("md", """
-# 01 · Train and evaluate a voice-face method
+# 01 · Train and evaluate a method
 
-Trains one registered method (`cid`, `cmpc`, `supervised` …) on a talking-faces or VoxCeleb-layout
-set with a live loss plot, then runs the voice-face protocol on the set's lists. Everything lands
-in `out_dir`: `config.json`, `metrics.jsonl`, checkpoints, `eval.json`, `embeddings.npz`. Re-running
-with the same `out_dir` resumes (or reuses) the run.
+Trains one registered method (`cid`, `cmpc`, `supervised` on voice-face; `adc-ssl`, `cid` on lip
+reading …; `avlab methods` lists them) on a data folder of its task (talking-faces / VoxCeleb,
+lip-words / LRW …) with a live loss plot, then runs the task's protocol. Everything lands in
+`out_dir`: `config.json`, `metrics.jsonl`, checkpoints, `eval.json` and the task's outputs
+(`embeddings.npz`, `lipreading.npz` …). Re-running with the same `out_dir` resumes (or reuses) the run.
 """),
     ("params", """
-method = "cmpc"                         # cid | cmpc | supervised
+method = "cmpc"                         # cid | cmpc | supervised | adc-ssl … (`avlab methods`)
 data_dir = "data/talking-faces-quick"   # generated with `profile` if missing
 profile = "quick"                       # quick | standard (used only to generate data_dir)
+benchmark = "talking-faces"             # the synthetic set generated when data_dir is missing (lip-words …)
 out_dir = "runs/cmpc"
 epochs = 30
 batch_size = 32
 lr = 2e-3
-temperature = 0.03
+temperature = None                      # contrastive temperature (None: the method's default)
+method_options = {}                     # other method options, e.g. {"short_weight": 1.0} (`avlab methods`)
 num_prototypes = []                     # CMPC: K per granularity, e.g. [20, 40, 60]; empty: proportional to the data
 cluster_warmup_epochs = 5               # CMPC: epochs before the first clustering
 seed = 0
-face_size = 64                          # voice-face task option (pixels)
+face_size = None                        # voice-face task option (pixels; None: the task's default, 64)
 task_options = {}                       # other task options, e.g. {"crop_seconds": 1.0} (`avlab tasks`)
 workers = None                          # data-loading processes (None: the machine's cores, at most 4)
 val_every = 1                           # epochs between validation scores (best.safetensors is evaluated)
@@ -140,15 +170,17 @@ from avlab.eval.run_eval import evaluate_run
 from avlab.viz import report
 from avlab.viz.display import show
 
-ensure_profile_set(Path(data_dir), profile)
-method_args = {"temperature": temperature}
+ensure_profile_set(Path(data_dir), profile, benchmark=benchmark)
+method_args = dict(method_options)
+if temperature is not None:
+    method_args["temperature"] = temperature
 if method == "cmpc":
     method_args["cluster_warmup_epochs"] = cluster_warmup_epochs
     if num_prototypes:
         method_args["num_prototypes"] = list(num_prototypes)
 cfg = TrainConfig(method=method, data=data_dir, out=out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                   seed=seed, workers=workers, val_every=val_every, method_args=method_args,
-                  task_args={"face_size": face_size, **task_options})
+                  task_args={**({"face_size": face_size} if face_size else {}), **task_options})
 resume = Path(out_dir, "checkpoint.safetensors").exists()
 print(("resuming" if resume else "starting"), method, "in", out_dir)
 """),
@@ -159,14 +191,17 @@ run = train(cfg, resume=resume, on_epoch=report.LiveLossPlot(), progress=False)
 show(report.loss_figure(run), Path(run) / "loss.png", display=resume)
 display(pd.DataFrame(read_metrics(run)).tail(3))
 """),
-    ("md", "## Evaluation: unseen-unheard identities, beside chance and the oracle"),
+    ("md", "## Evaluation: the task's headline split (voice-face: unseen-unheard identities; lip reading: test), beside chance and the oracle"),
     ("fig", """
 result = evaluate_run(run, progress=False)
+task = report.task_of_run(run)
 table = report.protocol_table(result)  # the task's headline split and key metrics
-table.to_csv(Path(run) / "protocol_unseen_unheard.csv")
+table.to_csv(Path(run) / f"protocol_{task.headline_split}.csv")
 display(table.round(3))
 show(report.protocol_figure(result), Path(run) / "protocol.png")
-display(report.protocol_table(result, "seen_heard").round(3))
+for split in report.other_splits(run):  # voice-face: seen-heard; lip reading: val
+    print(split)
+    display(report.protocol_table(result, split).round(3))
 """),
 ]
 
@@ -432,6 +467,113 @@ if group_by in ok and metric in ok:
 """),
 ]
 
+LIPREADING = [
+    ("md", """
+# 07 · Lip reading: what the visual features read, and what they leak
+
+ADC-SSL's claim (DESIGN §2.2): contrasting mouth video with its audio, while adversaries strip the
+speaker and the modality, gives visual features that read **words** and not **speakers**. This
+notebook looks at an evaluated lip-reading run (`avlab eval` wrote `eval.json`, `lipreading.npz`
+and the training wrote `metrics.jsonl`) — nothing is re-trained:
+
+* the confusions of the frozen front-end's back-end on the test words, grouped by **homophene
+  class** (words with one viseme sequence, which no lip reader can tell apart);
+* the word accuracy of each test speaker;
+* identity leakage (a linear speaker probe on the frozen visual features) across runs — the
+  ablations — beside chance and each run's word accuracy;
+* a UMAP of the visual features coloured by word and by speaker, with numbers for the claim
+  "clustered by word, mixed by speaker";
+* the adversaries over training: the gradient-reversal strength λ and their accuracies.
+"""),
+    ("params", """
+run = "runs/lip/adc-ssl"   # an evaluated lip-reading run (eval.json, lipreading.npz, metrics.jsonl)
+ablations = []             # runs compared on identity leakage: run folders and/or folders of runs
+                           # (benchmarks/lipreading.py --out); empty: the run itself
+out_dir = ""               # figures and tables (default: <run>/lipreading)
+max_points = 2000          # test clips in the UMAP (a seeded sample if more)
+n_neighbors = 15           # UMAP neighbours
+k = 10                     # neighbours for the word / speaker agreement scores
+seed = 0
+"""),
+    ("code", """
+from pathlib import Path
+from IPython.display import display
+from avlab.viz import lipreading as lip, report
+from avlab.viz.display import setup, show
+
+setup()  # interactive figures; plotly.js is embedded here once, so the HTML export works offline
+out = Path(out_dir or Path(run) / "lipreading"); out.mkdir(parents=True, exist_ok=True)
+lr = lip.load_lipreading(run)
+protocol = report.protocol_table(lr.eval)
+protocol.to_csv(out / "protocol_test.csv")
+print(f"{lr.eval['method']} on {lr.data}: {len(lr.clips)} test clips, {len(lr.eval['words'])} words")
+display(protocol.round(3))
+"""),
+    ("md", """
+## Confusions, words grouped by homophene class
+
+Rows: the true word, the share of its test clips given to each word. The red boxes are homophene
+groups: confusions inside them are the data's (the ideal lip reader makes them too), outside them
+the model's. Hover for counts.
+"""),
+    ("fig", """
+confusion = lip.confusion_table(lr.clips.word, lr.clips.predicted, lr.groups)
+confusion.to_csv(out / "confusion.csv")
+print(lip.homophene_errors_text(lip.homophene_errors(confusion, lr.groups)))
+show(lip.confusion_figure(confusion, lr.groups), out / "confusion.png", display=False)
+lip.confusion_plot(confusion, lr.groups).show()
+"""),
+    ("md", "## Word accuracy per test speaker"),
+    ("fig", """
+speakers = lip.per_speaker_accuracy(lr.clips)
+speakers.to_csv(out / "per_speaker.csv", index=False)
+print(f"{len(speakers)} speakers, {speakers.clips.median():.0f} test clips each (median); "
+      f"accuracy from {speakers.accuracy.min():.2f} to {speakers.accuracy.max():.2f}")
+show(lip.per_speaker_figure(speakers, lr.chance, lr.clips.correct.mean(), lr.visual_oracle), out / "per_speaker.png")
+"""),
+    ("md", """
+## Identity leakage across runs (the ablations)
+
+A linear probe names the speaker from the frozen clip-level visual features (trained on half of
+each speaker's clips, tested on the other half): lower is better, chance is 1 / speakers. Runs are
+labelled by method and options; seeds of one configuration are pooled (bar: mean, dots: runs).
+"""),
+    ("fig", """
+leakage = lip.leakage_table(lip.resolve_runs(ablations or [run]))
+leakage.to_csv(out / "leakage.csv", index=False)
+display(leakage.round(3))
+show(lip.leakage_figure(leakage), out / "leakage.png")
+"""),
+    ("md", """
+## The visual features: clustered by word, mixed by speaker?
+
+The claim in numbers, on all test clips in the feature space (cosine): the share of each clip's
+`k` nearest neighbours with the same word / speaker beside the share random neighbours would
+have, and the silhouette (≈ 0: the label is mixed through). Then the UMAP, coloured both ways.
+"""),
+    ("fig", """
+scores = lip.cluster_scores(lr, k)
+scores.to_csv(out / "cluster_scores.csv", index=False)
+display(scores.round(3))
+print(lip.claim_text(scores, k))
+points = lip.umap_points(lr, max_points, n_neighbors, seed)
+points.to_csv(out / "umap_points.csv", index=False)
+show(lip.umap_figure(points), out / "umap.png", display=False)
+lip.umap_plot(points).show()
+"""),
+    ("md", """
+## The adversaries over training
+
+λ scales the reversed gradient the front-ends receive from the identity and modality
+discriminators; their accuracies near 0.5 mean the features no longer tell them apart.
+"""),
+    ("fig", """
+curves = lip.training_curves(run)
+curves.to_csv(out / "training_curves.csv", index=False)
+show(lip.adversary_figure(curves), out / "adversary.png")
+"""),
+]
+
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
     nbf.write(notebook(DATA_TOUR), HERE / "00_data_tour.ipynb")
@@ -441,4 +583,5 @@ if __name__ == "__main__":
     nbf.write(notebook(UMAP), HERE / "03_embedding_umap.ipynb")
     nbf.write(notebook(EVALUATE), HERE / "05_evaluate.ipynb")
     nbf.write(notebook(SWEEP_SUMMARY), HERE / "06_sweep_summary.ipynb")
+    nbf.write(notebook(LIPREADING), HERE / "07_lipreading.ipynb")
     print("wrote notebooks to", HERE)

@@ -1,4 +1,10 @@
-"""Figures and tables for the data tour notebook (00): thin notebook, testable functions."""
+"""Figures and tables for the data tour notebook (00): thin notebook, testable functions.
+
+The tour covers either synthetic set: talking-faces (VoxCeleb-like, the functions here) and
+lip-words (LRW-like: the helpers shared with notebook 07 live in :mod:`avlab.viz.lipreading`).
+What both have — speakers, clips with sound, the mouth against the audio — is shown by the same
+functions; :func:`benchmark_of` tells the notebook which set it was given.
+"""
 from __future__ import annotations
 
 import csv
@@ -20,11 +26,39 @@ def gender_label(value) -> str:
     return GENDER_LABELS.get(str(value), str(value))
 
 
+def benchmark_of(root: str | Path) -> str:
+    """"lip-words" or "talking-faces": the synthetic set at ``root``, as its manifest names it (a set
+    without one is taken for talking-faces, the tour's first kind)."""
+    from avlab.data.manifest import read_manifest
+
+    return (read_manifest(root) or {}).get("benchmark", "talking-faces")
+
+
 def load_meta(root: str | Path) -> pd.DataFrame:
+    """The set's ``meta.csv``; a lip-words clip's speaker is also its ``identity``, so the speaker and
+    clip galleries serve both sets."""
     path = Path(root) / "meta.csv"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {root} a talking-faces set (avlab synth talking-faces)?")
-    return pd.read_csv(path)
+        raise FileNotFoundError(f"{path} not found: is {root} a synthetic set (avlab synth talking-faces|lip-words)?")
+    meta = pd.read_csv(path)
+    return meta.assign(identity=meta.speaker) if "identity" not in meta and "speaker" in meta else meta
+
+
+def summary(meta: pd.DataFrame) -> str:
+    """One line on the set's size."""
+    if "word" in meta:
+        splits = meta.split.value_counts().reindex(["train", "val", "test"], fill_value=0)
+        return (f"{meta.word.nunique()} words, {meta.speaker.nunique()} speakers, {len(meta)} clips "
+                f"({', '.join(f'{n} {s}' for s, n in splits.items())})")
+    return f"{meta.identity.nunique()} identities, {len(meta)} clips, {meta.duration.sum() / 60:.1f} min of speech"
+
+
+def mouth_opening(root: str | Path, rel_path: str) -> np.ndarray:
+    """The clip's mouth opening per video frame: talking-faces stores that track itself, lip-words
+    a shape track whose ``open`` column it is."""
+    tracks = np.load(Path(root) / "latents" / "mouth.npz")
+    track = tracks[rel_path]
+    return track[:, list(tracks["shape_dims"]).index("open")] if track.ndim == 2 else track
 
 
 def frame_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
@@ -35,7 +69,7 @@ def frame_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
 
 def lipsync_correlation(root: str | Path, rel_path: str) -> float:
     """Pearson r between the clip's mouth opening and the decoded audio's per-frame envelope."""
-    mouth = np.load(Path(root) / "latents" / "mouth.npz")[rel_path]
+    mouth = mouth_opening(root, rel_path)
     env = frame_envelope(media.read_audio(Path(root) / rel_path), len(mouth))
     return float(np.corrcoef(mouth, env)[0, 1])
 
@@ -81,7 +115,7 @@ def lipsync_figure(root: str | Path, rel_path: str):
     """Mouth opening (from the phoneme timings) against the audio envelope over time."""
     import matplotlib.pyplot as plt
 
-    mouth = np.load(Path(root) / "latents" / "mouth.npz")[rel_path]
+    mouth = mouth_opening(root, rel_path)
     env = frame_envelope(media.read_audio(Path(root) / rel_path), len(mouth))
     t = np.arange(len(mouth)) / FPS
     fig, ax = plt.subplots(figsize=(8, 2.5))

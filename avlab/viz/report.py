@@ -11,10 +11,15 @@ from avlab.runs import read_metrics, task_of
 from avlab.tasks.protocol_table import protocol_table  # noqa: F401  (notebooks call report.protocol_table)
 
 
+# The loss terms the methods log (CID/CMPC: instance and prototype terms; ADC-SSL: the two
+# contrasts and the adversaries' cross-entropies); a curve is drawn for each one a run has.
+LOSS_KEYS = ("loss", "inst_v2f", "inst_f2v", "proto_v2f", "proto_f2v", "short", "long", "identity", "modality")
+
+
 class LiveLossPlot:
     """An ``on_epoch`` callback that redraws the loss curves in place in a notebook."""
 
-    def __init__(self, keys=("loss", "inst_v2f", "inst_f2v", "proto_v2f", "proto_f2v")):
+    def __init__(self, keys=LOSS_KEYS):
         import matplotlib.pyplot as plt
         from IPython.display import display
 
@@ -45,7 +50,7 @@ class LiveLossPlot:
         self.handle.update(self._image())
 
 
-def loss_figure(run: str | Path, keys=("loss", "inst_v2f", "inst_f2v", "proto_v2f", "proto_f2v")):
+def loss_figure(run: str | Path, keys=LOSS_KEYS):
     import matplotlib.pyplot as plt
 
     df = pd.DataFrame(read_metrics(run))
@@ -266,9 +271,6 @@ def _palette():
     import plotly.express as px
 
     return px.colors.qualitative.Plotly
-
-
-LOSS_KEYS = ("loss", "inst_v2f", "inst_f2v", "proto_v2f", "proto_f2v")
 
 
 def loss_plot(runs: list[str | Path], keys=LOSS_KEYS):
