@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= data/talking-faces-quick
+LIP_DATA ?= data/lip-words-quick
 RUN ?= runs/main
 WORKERS ?= 2
 # Which torch build set-up installs. auto: the CPU build (~0.2 GB of wheels) from PyTorch's CPU index
@@ -35,7 +36,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/avlab run-main --data $(DATA) --out $(RUN) --workers $(WORKERS)
+	$(VENV)/bin/avlab run-main --data $(DATA) --lip-data $(LIP_DATA) --out $(RUN) --workers $(WORKERS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -315,14 +315,23 @@ def check_quick_set(data: Path) -> None:
                          f"--data NEW_FOLDER) to generate the current one — nothing was deleted")
 
 
-def _run_main(args) -> int:
-    """Quick set → data tour → CID and CMPC trained and evaluated (notebook 01) → report (04)."""
-    from avlab.notebooks import execute
+# The lip-reading stage of the main job: ADC-SSL on the quick lip-words set at 24² ROIs / 20² crops
+# (a step costs ~60 % of the 32² / 28² default) for a few epochs, its epoch chosen on val.
+LIP_JOB = {"epochs": 5, "val_every": 1, "task_options": {"roi_size": 24, "crop_size": 20}}
+
+
+def _print_table(title: str, runs: list[str]) -> None:
     from avlab.viz.report import comparison_text, headline_sentence
 
+    print(f"\n{title}")
+    print(comparison_text(runs).to_string())
+    print("\n" + headline_sentence(runs))
+
+
+def _voice_face_stage(args, out: Path, execute) -> list[str]:
+    """Quick talking-faces set → data tour → CID and CMPC trained and evaluated (01) → report (04)."""
     data = ensure_profile_set(Path(args.data), "quick", args.workers).resolve()
     check_quick_set(data)
-    out = Path(args.out).resolve()
     tour = execute("00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
     runs = []
     epochs = args.epochs or MAIN_JOB["epochs"]
@@ -335,16 +344,45 @@ def _run_main(args) -> int:
                                            "task_options": MAIN_JOB["task_options"]})
         runs.append(str(out / method))
     report = execute("04_report", out, {"runs": runs, "out_dir": str(out)})
-    print("\nunseen-unheard identities — each method's figure with its 95 % interval over test identities, "
-          "beside chance (an uninformative model) and the oracle (the best any model can do on this data):")
-    print(comparison_text(runs).to_string())
-    print("\n" + headline_sentence(runs))
+    _print_table("voice-face · unseen-unheard identities — each method's figure with its 95 % interval over test "
+                 "identities, beside chance (an uninformative model) and the oracle (the best any model can do on "
+                 "this data):", runs)
+    return [f"  data set      {data}/ (meta.csv, lists/, oracle.json)", f"  data tour     {tour} (+ .html)",
+            *(f"  run           {r}/ (01_train.ipynb + .html, config.json, metrics.jsonl, model.safetensors, "
+              "eval.json)" for r in runs), f"  report        {report} (+ .html, report_*.csv, report_*.png)"]
+
+
+def _lip_reading_stage(args, out: Path, execute) -> list[str]:
+    """Quick lip-words set → ADC-SSL trained and evaluated (01) → report (04)."""
+    data = ensure_profile_set(Path(args.lip_data), "quick", args.workers, benchmark="lip-words").resolve()
+    run = out / "adc-ssl"
+    print(f"training and evaluating adc-ssl on lip-words ({LIP_JOB['epochs']} epochs) …")
+    execute("01_train", run, {"method": "adc-ssl", "data_dir": str(data), "benchmark": "lip-words",
+                              "out_dir": str(run), "epochs": LIP_JOB["epochs"], "seed": args.seed,
+                              "workers": 0, "val_every": LIP_JOB["val_every"],  # decoded clips live in memory
+                              "task_options": LIP_JOB["task_options"]})
+    report = execute("04_report", out, {"runs": [str(run)], "out_dir": str(out)})
+    _print_table("lip reading · word accuracy on test from the frozen visual front-end (95 % interval over test "
+                 "clips), identity leakage (a speaker probe: lower is better) and the modality probe, beside chance "
+                 "and the visual oracle (homophenes look alike):", [str(run)])
+    return [f"  lip-words set {data}/ (lipread_mp4/, meta.csv, oracle.json)",
+            f"  run           {run}/ (01_train.ipynb + .html, eval.json, lipreading.npz)",
+            f"  report        {report} (+ .html, report_*.csv, report_*.png)"]
+
+
+MAIN_STAGES = {"voice-face": _voice_face_stage, "lip-reading": _lip_reading_stage}
+
+
+def _run_main(args) -> int:
+    """The main job: each task's stage in turn (``--tasks``), then where everything landed."""
+    from avlab.notebooks import execute
+
+    out = Path(args.out).resolve()
+    outputs = []
+    for task in args.tasks:
+        outputs += MAIN_STAGES[task](args, out if task == "voice-face" else out / task, execute)
     print("\nmain job done. Outputs:")
-    print(f"  data set      {data}/ (meta.csv, lists/, oracle.json)")
-    print(f"  data tour     {tour} (+ .html)")
-    for r in runs:
-        print(f"  run           {r}/ (01_train.ipynb + .html, config.json, metrics.jsonl, model.safetensors, eval.json)")
-    print(f"  report        {report} (+ .html, report_*.csv, report_*.png)")
+    print("\n".join(outputs))
     return 0
 
 
@@ -395,7 +433,7 @@ def _demo(args) -> int:
               file=sys.stderr)
     run = _demo_run(args)
     limits = Limits(max_bytes=int(args.max_upload_mb * 2**20))
-    print(f"demo: loading {run} and embedding its test gallery …", file=sys.stderr)
+    print(f"demo: loading {run} and preparing its task's tabs …", file=sys.stderr)
     tabs = task_tabs(run, limits=limits, progress=True, gallery_identities=args.gallery_identities)
     try:
         launch(run, tabs, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
@@ -568,7 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lab", help="JupyterLab on notebooks/ (bound to 127.0.0.1)")
     s.set_defaults(func=_lab)
 
-    s = sub.add_parser("demo", help="Gradio demo of a trained run: voice → face, face → voice, run card")
+    s = sub.add_parser("demo", help="Gradio demo of a trained run: its task's tabs (voice → face, face → voice; "
+                                    "lip reading …) and a run card")
     s.add_argument("--run", help="a finished run (default: the newest under --runs-dir; trains one if none)")
     s.add_argument("--runs-dir", default="runs")
     s.add_argument("--data", default="data/talking-faces-quick", help="where to generate the quick set if needed")
@@ -595,6 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--epochs", type=int, default=None, help=f"default {MAIN_JOB['epochs']}")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--lip-data", default="data/lip-words-quick", help="the quick lip-words set (generated if missing)")
+    s.add_argument("--tasks", nargs="+", default=list(MAIN_STAGES), choices=list(MAIN_STAGES),
+                   help="the stages to run, in order (default: all)")
     s.set_defaults(func=_run_main)
 
     s = sub.add_parser("tb", help="TensorBoard on 127.0.0.1 over runs (scalars, projector with face sprites)")

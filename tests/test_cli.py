@@ -59,3 +59,24 @@ def test_demo_on_a_taken_port_is_a_clear_error(tiny_cmpc_run, capsys):
         port = taken.getsockname()[1]
         assert cli(["demo", "--run", str(tiny_cmpc_run), "--port", str(port), "--workers", "1"]) == 2
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_main_job_lip_reading_stage_trains_evaluates_and_reports(tiny_lip_words, tmp_path, capsys):
+    """`avlab run-main --tasks lip-reading` on an existing set: notebook 01 trains and evaluates
+    ADC-SSL, notebook 04 reports it, and the printed table puts word accuracy beside chance and
+    the visual oracle."""
+    import json
+
+    out = tmp_path / "main"
+    assert cli(["run-main", "--tasks", "lip-reading", "--lip-data", str(tiny_lip_words), "--out", str(out),
+                "--workers", "1"]) == 0
+    run = out / "lip-reading" / "adc-ssl"
+    for name in ("01_train.ipynb", "01_train.html", "eval.json", "lipreading.npz", "best.safetensors",
+                 "protocol_test.csv", "loss.png"):
+        assert (run / name).exists(), name
+    assert (out / "lip-reading" / "04_report.html").exists() and (out / "lip-reading" / "report_test.csv").exists()
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["task"] == "lip-reading" and cfg["task_args"] == {"roi_size": 24, "crop_size": 20}
+    printed = capsys.readouterr().out
+    assert "lip reading" in printed and "frozen/top1" in printed and "oracle" in printed
+    assert "main job done" in printed and str(run) in printed
