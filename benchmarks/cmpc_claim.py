@@ -30,11 +30,11 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from avlab.cli import ensure_profile_set
 from avlab.eval.clusters import run_cluster_scores
 from avlab.eval.run_eval import evaluate_run
+from avlab.eval.seeds import seed_interval as interval
 from avlab.eval.tree import flatten
 from avlab.runs import ModelConfig
 from avlab.train import TrainConfig, read_metrics, train
@@ -84,15 +84,6 @@ def run_one(name: str, setting: dict, epochs: int, seed: int, args) -> dict:
         row["first_clustering"] = {m: [{k: round(g[k], 4) for k in ("k", "purity", "nmi")} for g in first[m]]
                                    for m in ("voice", "face")}
     return row
-
-
-def interval(values: list[float]) -> dict:
-    """Mean, standard deviation and a 95 % Student-t interval over seeds."""
-    v = np.asarray(values, dtype=float)
-    mean, sd = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
-    half = float(stats.t.ppf(0.975, len(v) - 1) * sd / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return {"mean": round(mean, 4), "sd": round(sd, 4), "ci95": [round(mean - half, 4), round(mean + half, 4)],
-            "per_seed": [round(float(x), 4) for x in v]}
 
 
 def summarise(rows: dict[str, list[dict]]) -> dict:

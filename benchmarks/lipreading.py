@@ -6,6 +6,8 @@ optionally fine-tuning; identity leakage; modality probe), beside chance and the
 one JSON object (and writes it to ``--out``/summary.json)::
 
     python benchmarks/lipreading.py --data data/lip-words-quick --out runs/bench-lip --epochs 20 --seeds 0 1 2
+
+``table`` in the JSON: each variant's mean, standard deviation over seeds and number of seeds.
 """
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ import json
 import time
 from pathlib import Path
 
+# name → (method, method options); "random-init" is the reference every pre-training must beat: the
+# same encoders untrained (0 epochs), scored by the same protocol.
 VARIANTS = {
+    "random-init": ("adc-ssl", {}),
     "adc-ssl": ("adc-ssl", {}),
     "adc-ssl/short-only": ("adc-ssl", {"long": False}),
     "adc-ssl/long-only": ("adc-ssl", {"short": False}),
@@ -32,14 +37,16 @@ def run_variant(name: str, data: str, out: Path, args) -> dict:
 
     method, options = VARIANTS[name]
     run = out / f"{name.replace('/', '-')}-seed{args.seed}"
-    cfg = TrainConfig(method=method, data=data, out=str(run), epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, seed=args.seed, workers=args.workers, device=args.device, method_args=options,
+    cfg = TrainConfig(method=method, data=data, out=str(run), epochs=0 if name == "random-init" else args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, seed=args.seed, workers=args.workers,
+                      threads=args.threads, device=args.device, method_args=options, val_every=args.val_every,
                       task_args={"roi_size": args.roi_size, "crop_size": args.crop_size})
     t0 = time.time()
     if not (run / "model.safetensors").exists():
         train(cfg, resume=(run / "checkpoint.safetensors").exists(), progress=False)
     t1 = time.time()
-    res = evaluate_run(run, progress=False, device=args.device, finetune_epochs=args.finetune_epochs)
+    res = evaluate_run(run, progress=False, device=args.device,
+                       finetune_epochs=0 if name == "random-init" else args.finetune_epochs)
     test = res["metrics"]["test"]
     return {"variant": name, "seed": args.seed, "train_s": round(t1 - t0, 1), "eval_s": round(time.time() - t1, 1),
             **{f"{k}/top1": v["top1"] for k, v in test.items() if "top1" in v},
@@ -47,6 +54,30 @@ def run_variant(name: str, data: str, out: Path, args) -> dict:
             "identity_leakage": test.get("identity_leakage", {}).get("speaker_acc"),
             "modality_probe": test["modality"]["probe_acc"],
             "modality_classifier": test["modality"].get("classifier_acc")}
+
+
+METRICS = ("frozen/top1", "finetune/top1", "lowshot_1pct/top1", "lowshot_10pct/top1", "identity_leakage",
+           "modality_probe", "modality_classifier")
+
+
+def table(rows: list[dict]) -> dict:
+    """Per variant, in the order they ran: each metric over seeds (mean, sd, 95 % t-interval) and,
+    for every other variant, its difference from ADC-SSL paired by seed (the claims: ADC-SSL reads
+    words better than the baselines; its adversaries lower identity leakage)."""
+    from avlab.eval.seeds import paired_differences, seed_interval
+
+    by_variant = {}
+    for r in rows:
+        by_variant.setdefault(r["variant"], []).append(r)
+    reference = sorted(by_variant.get("adc-ssl", []), key=lambda r: r["seed"])
+    out = {}
+    for name, runs in by_variant.items():
+        runs = sorted(runs, key=lambda r: r["seed"])
+        out[name] = {m: seed_interval([r[m] for r in runs]) for m in METRICS
+                     if all(r.get(m) is not None for r in runs)}
+        if name != "adc-ssl" and [r["seed"] for r in runs] == [r["seed"] for r in reference]:
+            out[name]["minus_adc_ssl"] = paired_differences(runs, reference, METRICS)
+    return out
 
 
 def main(argv=None) -> dict:
@@ -61,7 +92,9 @@ def main(argv=None) -> dict:
     p.add_argument("--roi-size", type=int, default=32)
     p.add_argument("--crop-size", type=int, default=28)
     p.add_argument("--finetune-epochs", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--val-every", type=int, default=1, help="epochs between val scores (the best is evaluated)")
+    p.add_argument("--workers", type=int, default=0, help="loading processes (0: the decoded clips stay in memory)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the loop's choice)")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -74,9 +107,11 @@ def main(argv=None) -> dict:
             (out / "summary.json").write_text(json.dumps({"rows": rows}, indent=1))
     oracle_path = Path(args.data) / "oracle.json"
     summary = {"command": "python benchmarks/lipreading.py " + " ".join(argv or []), "data": args.data,
-               "budget": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+               "budget": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "val_every": args.val_every,
+                          "finetune_epochs": args.finetune_epochs,
                           "roi": [args.roi_size, args.crop_size]}, "seeds": args.seeds, "rows": rows,
                "oracle": json.loads(oracle_path.read_text()) if oracle_path.exists() else None}
+    summary["table"] = table(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     return summary

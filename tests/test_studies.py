@@ -97,3 +97,35 @@ def test_the_main_job_refuses_a_quick_set_of_an_older_profile(tmp_path):
     (tmp_path / "synth_config.json").write_text(json.dumps({**current, "identities": 7}))
     with pytest.raises(ValueError, match=r"older profile \(\{'identities': '7 \(now \d+\)'\}\).*nothing was deleted"):
         check_quick_set(tmp_path)
+
+
+def lipreading_module():
+    spec = importlib.util.spec_from_file_location("lipreading_bench", ROOT / "benchmarks" / "lipreading.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lipreading_table_pairs_each_variant_with_adc_ssl_by_seed():
+    m = lipreading_module()
+    rows = [{"variant": v, "seed": s, "frozen/top1": top1, "identity_leakage": leak}
+            for v, s, top1, leak in [("adc-ssl", 1, 0.5, 0.3), ("adc-ssl", 0, 0.4, 0.2), ("cid", 0, 0.3, 0.5),
+                                     ("cid", 1, 0.5, 0.4), ("supervised", 0, 0.9, 0.9)]]
+    table = m.table(rows)
+    assert table["adc-ssl"]["frozen/top1"]["mean"] == pytest.approx(0.45)
+    diff = table["cid"]["minus_adc_ssl"]
+    assert diff["frozen/top1"]["per_seed"] == [-0.1, 0.0] and diff["identity_leakage"]["per_seed"] == [0.3, 0.1]
+    assert "minus_adc_ssl" not in table["supervised"]  # seeds differ: nothing to pair
+    assert "finetune/top1" not in table["cid"]  # not measured, not reported
+
+
+def test_lipreading_benchmark_runs_and_writes_its_table(tiny_lip_words, tmp_path):
+    m = lipreading_module()
+    summary = m.main(["--data", str(tiny_lip_words), "--out", str(tmp_path), "--variants", "random-init", "adc-ssl",
+                      "--epochs", "1", "--batch-size", "8", "--roi-size", "24", "--crop-size", "20", "--threads", "1"])
+    assert [r["variant"] for r in summary["rows"]] == ["random-init", "adc-ssl"]
+    assert json.loads((tmp_path / "random-init-seed0" / "config.json").read_text())["epochs"] == 0
+    assert summary["oracle"]["visual"]["top1"] == pytest.approx(4 / 6)
+    assert set(summary["table"]) == {"random-init", "adc-ssl"} and "frozen/top1" in summary["table"]["adc-ssl"]
+    written = json.loads((tmp_path / "summary.json").read_text())["table"]
+    assert json.dumps(written) == json.dumps(summary["table"])  # (one seed: NaN intervals, equal only as text)
