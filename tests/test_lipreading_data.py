@@ -155,3 +155,23 @@ def test_lrw_mouth_roi_is_the_fixed_box_of_a_256_face():
     roi = mouth_roi(frames, 32)
     assert roi.shape == (2, 32, 32) and (roi == 200).all()
     assert mouth_roi(np.full((1, 40, 40, 3), 7, np.uint8), 32).shape == (1, 32, 32)
+
+
+def test_a_face_video_gives_the_mouth_below_the_haar_face_box():
+    from test_demo_inputs import drawn_face  # a cartoon face the Haar cascade finds (tested there)
+
+    from avlab.data.lrw import NoMouthError, crop_mouth, mouth_box
+
+    assert mouth_box((100, 50, 80, 80), 300, 400) == (94, 134, 120, 160)  # centre (140, 114), side 40
+    assert mouth_box((0, 250, 80, 80), 300, 400)[1] == 300  # pushed inside the frame
+    frames = np.repeat(drawn_face()[None], 3, axis=0)  # mouth drawn as a dark ellipse centred at (280, 180)
+    mouth, how = crop_mouth(frames)
+    assert "Haar" in how and mouth.shape[0] == 3 and mouth.shape[1] == mouth.shape[2]
+    assert mouth.mean(axis=-1)[0].min() < 100  # the dark lips are inside the crop …
+    rows, cols = np.nonzero(mouth.mean(axis=-1)[0] < 100)
+    assert abs(rows.mean() - mouth.shape[1] / 2) < mouth.shape[1] / 4  # … near its middle
+    assert abs(cols.mean() - mouth.shape[2] / 2) < mouth.shape[2] / 4
+    with pytest.raises(NoMouthError, match="no face found"):
+        crop_mouth(np.full((2, 200, 300, 3), 128, np.uint8))
+    small, how = crop_mouth(np.zeros((2, 40, 60, 3), np.uint8))
+    assert small.shape == (2, 40, 40, 3) and how == "the centre square of the frame"

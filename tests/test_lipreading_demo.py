@@ -120,7 +120,7 @@ def test_an_uploaded_clip_reads_like_the_test_clip(client, server, protocol_logi
     strip, table, homophenes, notes = client.predict(None, handle_file(str(data / path)), api_name="/read_lips")
     _check_reading(table, _expected_rows(protocol_logits[path], protocol_logits["words"]), None)
     _check_homophenes(homophenes, table["data"][0][1], vocabulary)
-    assert "unknown for uploads" in notes and f"'{Path(path).name}': 32×32 frames taken as a mouth ROI" in notes
+    assert "unknown for uploads" in notes and f"'{Path(path).name}': 32×32 frames, mouth ROI: the whole frame" in notes
     assert Path(strip).stat().st_size > 0
 
 

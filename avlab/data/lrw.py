@@ -4,11 +4,15 @@ Layout: ``<root>/lipread_mp4/WORD/{train,val,test}/WORD_00001.mp4`` (``<root>`` 
 ``lipread_mp4`` folder itself); the label is the word folder. A synthetic set's ``meta.csv`` adds
 the speaker of each clip (real LRW names none: speaker metrics are then left out).
 
-Mouth ROI: LRW clips are 256² faces at a fixed position, so — as LRW papers do — the mouth is the
-fixed box rows 115–211, columns 79–175 (96², :data:`LRW_MOUTH_BOX`), converted to grey and resized
-to ``roi_size``. A smaller video is taken to be a mouth ROI already (the lip-words clips are)
-and only resized. Each clip is decoded once into a cache (grey ROI frames + int16 audio); files
-that cannot be decoded are listed in ``bad``, not fatal.
+Mouth ROI (:func:`crop_mouth`): LRW clips are 256² faces at a fixed position, so — as LRW papers
+do — the mouth is the fixed box rows 115–211, columns 79–175 (96², :data:`LRW_MOUTH_BOX`). A video
+of at most :data:`MAX_ROI_SIDE` pixels a side is taken to be a mouth ROI already (the lip-words
+clips are; a non-square one gives its centre square). Any other video is a face video: OpenCV's
+Haar frontal-face cascade finds the face in its middle frame and the mouth is the square
+:data:`MOUTH_IN_FACE` places in that box (its lower third), kept for the whole clip as LRW's box
+is; no face found is an error naming the file. The ROI is converted to grey and resized to
+``roi_size``. Each clip is decoded once into a cache (grey ROI frames + int16 audio); files that
+cannot be used are listed in ``bad``, not fatal.
 """
 from __future__ import annotations
 
@@ -33,6 +37,14 @@ LRW_SIDE = 256
 LRW_MOUTH_BOX = (115, 211, 79, 175)  # y0, y1, x0, x1 in LRW's 256² frames
 SPLITS = ("train", "val", "test")
 CACHE_VERSION = 1
+MAX_ROI_SIDE = 128
+# The mouth inside a Haar face box (x, y, w, h), which spans brows to chin: a square of side 0.5·w
+# centred at (x + 0.5·w, y + 0.8·h) — the lower third of the face, lips and a margin around them.
+MOUTH_IN_FACE = {"centre_x": 0.5, "centre_y": 0.8, "side": 0.5}
+
+
+class NoMouthError(ValueError):
+    """No face (hence no mouth) was found in a face video."""
 
 
 @dataclass(frozen=True)
@@ -93,14 +105,44 @@ def read_duration(txt: str | os.PathLike) -> float | None:
     return None
 
 
+def mouth_box(face: tuple[int, int, int, int], height: int, width: int) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) of the mouth square :data:`MOUTH_IN_FACE` places in a face box (x, y, w, h),
+    shifted to lie inside the frame."""
+    x, y, w, h = face
+    side = max(2, min(int(round(MOUTH_IN_FACE["side"] * w)), height, width))
+    cx, cy = x + MOUTH_IN_FACE["centre_x"] * w, y + MOUTH_IN_FACE["centre_y"] * h
+    x0 = int(np.clip(round(cx - side / 2), 0, width - side))
+    y0 = int(np.clip(round(cy - side / 2), 0, height - side))
+    return y0, y0 + side, x0, x0 + side
+
+
+def crop_mouth(frames_rgb: np.ndarray) -> tuple[np.ndarray, str]:
+    """(the mouth region of (T, H, W, 3) frames, how it was found) — see the module docstring.
+    Raises :class:`NoMouthError` for a face video in which no face is found."""
+    t, h, w = frames_rgb.shape[:3]
+    if (h, w) == (LRW_SIDE, LRW_SIDE):
+        y0, y1, x0, x1 = LRW_MOUTH_BOX
+        return frames_rgb[:, y0:y1, x0:x1], "LRW's fixed box in its 256² faces"
+    if max(h, w) <= MAX_ROI_SIDE:
+        side = min(h, w)
+        y0, x0 = (h - side) // 2, (w - side) // 2
+        how = "the centre square of the frame" if h != w else "the whole frame"
+        return frames_rgb[:, y0:y0 + side, x0:x0 + side], how
+    from avlab.data.uploads import detect_face
+
+    face = detect_face(np.ascontiguousarray(frames_rgb[t // 2]))
+    if face is None:
+        raise NoMouthError(f"no face found in the middle frame of a {w}×{h} video (OpenCV Haar), so no mouth to "
+                           f"read; crop the video to the mouth (at most {MAX_ROI_SIDE} px) or to LRW's 256² framing")
+    y0, y1, x0, x1 = mouth_box(face, h, w)
+    return frames_rgb[:, y0:y1, x0:x1], f"the lower third of the face OpenCV's Haar cascade found ({x1 - x0}² px)"
+
+
 def mouth_roi(frames_rgb: np.ndarray, roi_size: int) -> np.ndarray:
-    """(T, roi, roi) uint8 grey mouth ROI of (T, H, W, 3) frames (see the module docstring)."""
+    """(T, roi, roi) uint8 grey mouth ROI of (T, H, W, 3) frames (see :func:`crop_mouth`)."""
     import cv2
 
-    grey = frames_rgb.mean(axis=-1).astype(np.float32)
-    if grey.shape[1:] == (LRW_SIDE, LRW_SIDE):
-        y0, y1, x0, x1 = LRW_MOUTH_BOX
-        grey = grey[:, y0:y1, x0:x1]
+    grey = crop_mouth(frames_rgb)[0].mean(axis=-1).astype(np.float32)
     if grey.shape[1:] != (roi_size, roi_size):
         grey = np.stack([cv2.resize(g, (roi_size, roi_size), interpolation=cv2.INTER_AREA) for g in grey])
     return np.clip(grey.round(), 0, 255).astype(np.uint8)
@@ -121,6 +163,8 @@ def _decode_one(args) -> dict:
         audio = media.read_audio(path)
     except media.MediaError as exc:
         return exc.to_dict(clip.path)
+    except NoMouthError as exc:
+        return media.MediaError(path, str(exc)).to_dict(clip.path)
     audio = np.pad(audio, (0, max(0, CLIP_SAMPLES - len(audio))))[:CLIP_SAMPLES]
     return {"path": clip.path, "frames": fit_length(frames, N_FRAMES),
             "audio": (np.clip(audio, -1, 1) * 32767).astype(np.int16)}

@@ -8,9 +8,9 @@ read — a lip reader never hears the word.
 
 A test clip goes through the evaluation's preprocessing (the cached grey ROI, then the centre
 crop). An upload is decoded by our own readers: the frames spanning LRW's 1.16 s (29 frames at
-25 fps) around its middle, where an LRW clip has its word; the mouth from LRW's fixed box when the
-frames are LRW's 256² faces, otherwise the centre square of the frame taken as a mouth ROI
-already (as lip-words clips are); resized to the run's ROI size. Every way an upload can be
+25 fps) around its middle, where an LRW clip has its word; the mouth as the data reader finds it
+(:func:`avlab.data.lrw.crop_mouth`: LRW's fixed box, a small video taken as a mouth ROI, or the
+lower third of a Haar face box); resized to the run's ROI size. Every way an upload can be
 unusable raises :class:`UploadError` with a message naming the file and the problem.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from avlab.data import media
-from avlab.data.lrw import FPS, LRW_SIDE, N_FRAMES, build_cache, index_lrw, mouth_roi
+from avlab.data.lrw import FPS, N_FRAMES, NoMouthError, build_cache, crop_mouth, index_lrw, mouth_roi
 from avlab.data.uploads import VIDEO_EXTS, Limits, UploadError, media_problem, check_upload
 from avlab.tasks.lipreading.protocol import BACKEND_FILE, BackEnd
 
@@ -115,14 +115,11 @@ def read_mouth_video(path: str | os.PathLike, roi_size: int, limits: Limits = Li
     h, w = frames.shape[1:3]
     if min(h, w) < 8:
         raise UploadError(f"video {name!r} is only {w}×{h} pixels")
-    if (h, w) == (LRW_SIDE, LRW_SIDE):
-        how = f"{w}×{h} frames (LRW's framing): the mouth from LRW's fixed box"
-    else:
-        side = min(h, w)
-        y0, x0 = (h - side) // 2, (w - side) // 2
-        frames = frames[:, y0:y0 + side, x0:x0 + side]
-        how = (f"{w}×{h} frames taken as a mouth ROI{' (their centre square)' if h != w else ''}: "
-               "a video cropped to the mouth reads best")
+    try:
+        frames, how = crop_mouth(frames)
+    except NoMouthError as exc:
+        raise UploadError(f"video {name!r}: {exc}") from None
+    how = f"{w}×{h} frames, mouth ROI: {how}"
     seconds, window = info.n_frames / fps, N_FRAMES / FPS
     span = (f"its middle {window:.2f} s (of {seconds:.1f} s)" if seconds > window + 0.5 / fps else
             f"all its {seconds:.2f} s, end frames repeated to LRW's {window:.2f} s" if seconds < window - 0.5 / fps
