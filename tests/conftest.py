@@ -53,6 +53,31 @@ def tiny_adc_run(tmp_path_factory, tiny_lip_words):
 
 
 @pytest.fixture(scope="session")
+def tiny_sounding_objects(tmp_path_factory):
+    """A tiny sounding-objects set (4 classes × 8 clips, 64² frames), generated once per session."""
+    from avlab.data.synth.sounding_objects import SoundingObjectsConfig
+    from avlab.tasks.localisation import generate_sounding_objects
+
+    cfg = SoundingObjectsConfig(classes=4, clips_per_class=8, size=64, seed=3)
+    return generate_sounding_objects(cfg, tmp_path_factory.mktemp("so") / "sounding-objects", workers=2,
+                                     progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_cmac_run(tmp_path_factory, tiny_sounding_objects):
+    """A CMAC run on the tiny sounding-objects set, trained briefly and evaluated (eval.json and the
+    per-clip attention maps in attention.npz) — for the attention notebook and demo tests."""
+    from avlab.eval.run_eval import evaluate_run
+    from avlab.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "cmac"
+    train(TrainConfig(method="cmac", data=str(tiny_sounding_objects), out=str(out), epochs=2, batch_size=8, workers=0,
+                      threads=1), progress=False)
+    evaluate_run(out, progress=False, device="cpu", n_boot=20)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_cmpc_run(tmp_path_factory, tiny_set):
     """A CMPC run on the tiny set that clustered and was evaluated (clusters, embeddings, eval.json)."""
     from avlab.eval.run_eval import evaluate_run
