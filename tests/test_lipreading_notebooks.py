@@ -135,3 +135,15 @@ def test_data_tour_covers_a_lip_words_set(tiny_lip_words, tmp_path):
     oracle = pd.read_csv(out / "oracle.csv").set_index("metric").oracle
     assert oracle["visual/top1"] == pytest.approx(4 / 6) and oracle["audio/top1"] == 1.0
     assert pd.read_csv(out / "lipsync.csv").r.mean() > 0.2
+
+
+def test_evaluate_notebook_reports_a_lip_reading_run(tiny_adc_run, tmp_path):
+    """05_evaluate on a lip-reading run: its splits beside chance and the oracle, and the
+    confusions by homophene group; the voice-face views are left out, not failed."""
+    out = tmp_path / "evaluate"
+    execute("05_evaluate", out, {"runs": [str(tiny_adc_run)], "out_dir": str(out)}, progress=False)
+    assert assert_figures_shown(out / "05_evaluate.ipynb")["plotly"] >= 2
+    table = pd.read_csv(out / "protocol_test.csv", index_col=0)
+    assert "frozen/top1" in table.index and {"chance", "oracle"} <= set(table.columns)
+    assert (out / f"confusion_{tiny_adc_run.name}.png").exists() and (out / "protocol_val.csv").exists()
+    assert not (out / "roc.png").exists()

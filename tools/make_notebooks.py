@@ -378,12 +378,14 @@ EVALUATE = [
     ("md", """
 # 05 · Evaluation report
 
-The voice-face protocol for one or more runs: tables for seen-heard and unseen-unheard
-identities (U and G lists, both directions) next to chance and the oracle, ROC curves, the 1:N
-matching curve and retrieval precision-recall.
+The protocol of one or more evaluated runs of a task, every split next to chance and the oracle.
+Voice-face: seen-heard and unseen-unheard identities (U and G lists, both directions), ROC curves,
+the 1:N matching curve, retrieval precision-recall and queries to look at and listen to. Lip
+reading: word accuracy (frozen, fine-tuned, low-shot), identity leakage and the modality probe,
+and each run's confusions by homophene group (notebook 07 goes further).
 """),
     ("params", """
-runs = ["runs/main/cid", "runs/main/cmpc"]   # evaluated runs (eval.json, embeddings.npz)
+runs = ["runs/main/cid", "runs/main/cmpc"]   # evaluated runs of one task (eval.json + the task's outputs)
 out_dir = "runs/main/evaluate"
 n_queries = 3              # test queries shown with their nearest matches (faces and voice players)
 top_k = 5                  # matches shown per query
@@ -398,36 +400,54 @@ from avlab.viz.display import html, setup, show
 
 setup()  # interactive figures; plotly.js is embedded here once, so the HTML export works offline
 out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+task = report.task_of_run(runs[0])
+voice_face = task.name == "voice-face"
+print("task:", task.name)
 """),
-    ("md", "## Protocol: each run beside chance and the oracle, 95 % bootstrap intervals over test identities"),
+    ("md", "## Protocol: each run beside chance and the oracle, with 95 % bootstrap intervals (over test identities or clips)"),
     ("fig", """
-for split in ("unseen_unheard", "seen_heard"):
+for split in [task.headline_split, *report.other_splits(runs[0])]:
     table = report.comparison_table(runs, split)
     table.to_csv(out / f"protocol_{split}.csv")
     display(report.comparison_text(runs, split).rename(index=report.metric_label))
     report.comparison_plot(runs, split).show()
 """),
-    ("md", "## ROC curves (verification U and G)"),
-    ("fig", """
-show(evaluate.roc_figure(runs), out / "roc.png", display=False)
-evaluate.roc_plot(runs).show()
-"""),
-    ("md", "## 1:N matching and retrieval precision-recall"),
-    ("fig", """
-show(report.matching_curve_figure(runs), out / "matching_1toN.png", display=False)
-report.matching_curve_plot(runs).show()
-show(evaluate.pr_figure(runs), out / "retrieval_pr.png", display=False)
-evaluate.pr_plot(runs).show()
-"""),
-    ("md", "## Look and listen: what each run retrieves for a few unseen-unheard queries"),
-    ("fig", """
-for r in runs:
-    html(evaluate.ranking_examples(r, n_queries, top_k, direction="v2f"))
-    html(evaluate.ranking_examples(r, n_queries, top_k, direction="f2v"))
-"""),
-    ("md", "## TensorBoard projector (test embeddings with face sprites)"),
+    ("md", "## ROC curves (voice-face: verification U and G)"),
     ("code", """
-if write_projector:
+if voice_face:
+    show(evaluate.roc_figure(runs), out / "roc.png", display=False)
+    evaluate.roc_plot(runs).show()
+"""),
+    ("md", "## 1:N matching and retrieval precision-recall (voice-face)"),
+    ("code", """
+if voice_face:
+    show(report.matching_curve_figure(runs), out / "matching_1toN.png", display=False)
+    report.matching_curve_plot(runs).show()
+    show(evaluate.pr_figure(runs), out / "retrieval_pr.png", display=False)
+    evaluate.pr_plot(runs).show()
+"""),
+    ("md", "## Look and listen: what each run retrieves for a few unseen-unheard queries (voice-face)"),
+    ("code", """
+if voice_face:
+    for r in runs:
+        html(evaluate.ranking_examples(r, n_queries, top_k, direction="v2f"))
+        html(evaluate.ranking_examples(r, n_queries, top_k, direction="f2v"))
+"""),
+    ("md", "## Confusions by homophene group (lip reading; rows: true word, boxes: homophene groups)"),
+    ("code", """
+if task.name == "lip-reading":
+    from avlab.viz import lipreading as lip
+
+    for r in runs:
+        lr = lip.load_lipreading(r)
+        confusion = lip.confusion_table(lr.clips.word, lr.clips.predicted, lr.groups)
+        print(Path(r).name, "·", lip.homophene_errors_text(lip.homophene_errors(confusion, lr.groups)))
+        show(lip.confusion_figure(confusion, lr.groups), out / f"confusion_{Path(r).name}.png", display=False)
+        lip.confusion_plot(confusion, lr.groups).show()
+"""),
+    ("md", "## TensorBoard projector (voice-face: test embeddings with face sprites)"),
+    ("code", """
+if voice_face and write_projector:
     for r in runs:
         print("projector:", tblog.write_projector(r))
     print("open it with: avlab tb", " ".join(map(str, runs)))
