@@ -175,3 +175,19 @@ def test_low_shot_back_ends_get_enough_steps():
     assert backend_epochs(1200, 30, 64, 300) == 30  # 19 steps an epoch: 570 steps already
     assert backend_epochs(12, 30, 64, 300) == 300  # one step an epoch
     assert backend_epochs(120, 30, 64, 300) == 150  # two steps an epoch
+
+
+def test_fine_tuning_starts_from_the_frozen_back_end(cli_run):
+    """LP-FT: before any step (epoch −1) the fine-tuned model is the frozen variant exactly, so
+    selection on val can keep it and fine-tuning never scores below a worse-on-val epoch."""
+    from avlab.runs import load_run
+    from avlab.tasks.lipreading.protocol import eval_dataset, finetune, frozen_features, train_backend
+
+    cfg, method = load_run(cli_run)
+    tcfg = cfg.task_config()
+    feats = {s: (frozen_features(method, d), d.labels) for s in ("train", "val", "test")
+             for d in [eval_dataset(cfg.data, tcfg, s, 0, False)]}
+    frozen = train_backend(feats["train"], feats["val"], feats["test"], 6, epochs=3, min_steps=0)
+    start = finetune(method, cfg.data, tcfg, 6, epochs=0, workers=0, progress=False, head_state=frozen["state"])
+    assert start["epoch"] == -1 and start["val_top1"] == pytest.approx(frozen["val_top1"])
+    assert start["test"]["top1"] == pytest.approx(frozen["test"]["top1"])

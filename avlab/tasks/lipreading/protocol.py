@@ -6,7 +6,8 @@ encoder, never its audio one:
 
 * (a) ``frozen``: the front-end is frozen; a small temporal back-end (two temporal convs, mean
   over time, linear) is trained on the labelled train split's per-frame features;
-* (b) ``finetune``: front-end + back-end trained end to end (``finetune_epochs``; 0 skips it);
+* (b) ``finetune``: front-end + back-end trained end to end from (a)'s back-end, the front-end at a
+  tenth of the learning rate (LP-FT; ``finetune_epochs``; 0 skips it);
 * (c) ``lowshot_1pct`` / ``lowshot_10pct``: (a) with a seeded 1 % / 10 % of the train labels.
 
 Every variant keeps the epoch with the best val top-1 and reports test at that epoch: model
@@ -180,15 +181,20 @@ def _subset(n: int, fraction: float, seed: int) -> np.ndarray:
 
 
 def finetune(method, root, task_cfg, n_classes: int, epochs: int, workers: int, progress: bool, seed: int = 0,
-             lr: float = 1e-3, batch: int = 32) -> dict:
-    """(b): a copy of the visual front-end plus a fresh back-end trained end to end on the
-    augmented train split; the epoch with the best val top-1 is scored on test."""
+             lr: float = 1e-3, batch: int = 32, head_state: dict | None = None, frontend_lr_scale: float = 0.1) -> dict:
+    """(b): a copy of the visual front-end and a back-end trained end to end on the augmented train
+    split. LP-FT: the back-end starts from the frozen variant's (``head_state``) and the front-end
+    learns at ``lr × frontend_lr_scale`` — a fresh head's first gradients would otherwise wreck the
+    pre-trained front-end, and fine-tuning would score below freezing it. The start (epoch −1) and
+    every epoch are candidates; the best val top-1 is scored on test."""
     torch.manual_seed(seed)
     dev = _device(method)
     frontend = copy.deepcopy(method.encoders["video"].frontend).to(dev)
     head = BackEnd(method.encoders["video"].frame_dim, n_classes).to(dev)
-    params = [*frontend.parameters(), *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    if head_state is not None:
+        head.load_state_dict(head_state)
+    opt = torch.optim.AdamW([{"params": frontend.parameters(), "lr": lr * frontend_lr_scale},
+                             {"params": head.parameters(), "lr": lr}], weight_decay=1e-2)
     tr = eval_dataset(root, task_cfg, "train", workers, False, train=True)
     tr.seed = seed
     va, te = (eval_dataset(root, task_cfg, s, workers, False) for s in ("val", "test"))
@@ -198,7 +204,13 @@ def finetune(method, root, task_cfg, n_classes: int, epochs: int, workers: int, 
         with torch.no_grad():
             return torch.cat([head(frontend(to_device(b["video"], dev))).cpu() for b in batches(ds)])
 
-    best = {"val_top1": -1.0}
+    def score(epoch: int, best: dict) -> dict:
+        val_top1 = float(topk_hits(logits_of(va), torch.as_tensor(va.labels), 1).mean())
+        if val_top1 <= best["val_top1"]:
+            return best
+        return {"val_top1": val_top1, "epoch": epoch, "test": _scores(logits_of(te), torch.as_tensor(te.labels))}
+
+    best = score(-1, {"val_top1": -1.0}) if head_state is not None else {"val_top1": -1.0}
     for epoch in tqdm(range(epochs), desc="fine-tuning", disable=not progress):
         frontend.train(), head.train()
         order = np.random.default_rng([seed, epoch]).permutation(len(tr))
@@ -208,9 +220,7 @@ def finetune(method, root, task_cfg, n_classes: int, epochs: int, workers: int, 
             opt.zero_grad()
             loss.backward()
             opt.step()
-        val_top1 = float(topk_hits(logits_of(va), torch.as_tensor(va.labels), 1).mean())
-        if val_top1 > best["val_top1"]:
-            best = {"val_top1": val_top1, "epoch": epoch, "test": _scores(logits_of(te), torch.as_tensor(te.labels))}
+        best = score(epoch, best)
     return best
 
 
@@ -267,7 +277,8 @@ def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, backend_
         key = f"lowshot_{frac * 100:g}pct"
         test[key], val[key] = {**r["test"], "n_labels": int(len(idx))}, {"top1": r["val_top1"]}
     if finetune_epochs > 0:
-        r = finetune(method, root, tcfg, n_classes, finetune_epochs, cfg.n_workers, progress, cfg.seed)
+        r = finetune(method, root, tcfg, n_classes, finetune_epochs, cfg.n_workers, progress, cfg.seed,
+                     head_state=frozen["state"])
         test["finetune"], val["finetune"] = r["test"], {"top1": r["val_top1"]}
 
     every = np.concatenate([feats[s].mean(axis=1) for s in ds])  # clip-level frozen visual features
