@@ -105,6 +105,34 @@ def read_boxes(root: str | os.PathLike) -> dict[str, list[list[float]]]:
     return {e["file"]: e["bbox"] for e in entries if e.get("bbox")}
 
 
+def decode_file(path: str | os.PathLike, image_size: int, notes: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 16 kHz mono audio, (KEY_FRAMES, S, S, 3) RGB key frames) of one video file outside a
+    dataset (e.g. a demo upload), decoded by the code that fills the dataset's cache — the audio
+    rounded through int16 as the cache stores it — so a file gives the same input either way; a
+    MediaError when it cannot be used."""
+    from types import SimpleNamespace
+
+    from avlab.data.voxceleb import decode_clip
+
+    path = Path(path)
+    audio, frames = decode_clip(path.parent, SimpleNamespace(path=path.name), KEY_FRAMES, image_size, notes)
+    return audio.astype(np.float32) / 32767.0, frames
+
+
+def evaluation_batch(audio: np.ndarray, frames: np.ndarray, crop_seconds: float, mel: MelConfig = MelConfig()) -> dict:
+    """A batch of one clip decoded by :func:`decode_file` in the evaluation view, as
+    ``LocalisationDataset(train=False)`` serves and collates it: the middle key frame, and the log-mel
+    of the first ``crop_seconds`` of sound (zero-padded when shorter)."""
+    import torch
+
+    from avlab.data.voxceleb import frame_to_tensor
+
+    crop = int(crop_seconds * mel.sample_rate)
+    wave = np.pad(audio, (0, max(0, crop - len(audio))))[:crop]
+    return {"image": frame_to_tensor(frames[KEY_FRAMES // 2])[None],
+            "audio": log_mel(torch.from_numpy(np.ascontiguousarray(wave))[None], mel)}
+
+
 class LocalisationDataset:
     """(image, audio log-mel, clip index, class index) samples of one or more splits.
 

@@ -10,7 +10,8 @@
 * **Frequency grounding** (synthetic sets, whose bands are known): the share of α_a's (and β_a's)
   mass inside the true bands and the AP of ranking frequency rows by attention.
 * **Probes**: logistic regression and 5-NN (cosine) class accuracy from each modality's frozen
-  embedding, trained on the train split, scored on the test split.
+  embedding, trained on the train split, scored on the test split. The audio embedding's
+  logistic regression is kept (``RUN/class_probe.npz``): the demo names a clip's class with it.
 * Beside each: chance (centre-prior and uniform maps; uniform frequency attention and the
   expected AP of a random ranking; 1/#classes), the oracle (``oracle.json``) and 95 % bootstrap
   intervals over test clips for the localisation figures.
@@ -33,6 +34,7 @@ from avlab.eval.chance import expected_random_ap
 from avlab.models.recorder import Recorder
 
 SPATIAL, SPECTRAL = ("beta_v", "alpha_v"), ("alpha_a", "beta_a")
+CLASS_PROBE_FILE = "class_probe.npz"  # the audio embedding's linear probe, for the demo's class
 DEFINITION = ("cIoU = sum(pred*gt) / (sum(gt) + sum(pred*[gt=0])); heatmap resized (bilinear) to the frame, "
               "min-max normalised, pred = value >= 0.5 ('value'; the LVS/EZ-VSL code's 'median' = top 50 % of "
               "pixels also given); cIoU@0.5 = share of clips with cIoU >= 0.5; AUC = trapezoid area under the "
@@ -72,17 +74,23 @@ def attention_maps(method, batch: dict) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
+def clip_outputs(method, batch: dict) -> dict[str, torch.Tensor]:
+    """One batch's embeddings (``emb.<modality>``) and attention maps: what the protocol scores, per
+    batch, so the demo shows a clip exactly as it was evaluated."""
+    vis, aud = _roles(method)
+    return {f"emb.{vis}": method.embed(vis, batch[vis]), f"emb.{aud}": method.embed(aud, batch[aud]),
+            **attention_maps(method, batch)}
+
+
+@torch.no_grad()
 def run_clips(method, ds, batch_size: int = 32, progress: bool = True) -> dict:
     """Embeddings of both modalities and every attention map of ``ds``'s clips (evaluation views)."""
     method.eval()
-    vis, aud = _roles(method)
     dev = _device(method)
     out: dict[str, list] = {}
     for start in tqdm(range(0, len(ds), batch_size), desc="embedding clips", disable=not progress):
         batch = to_device(ds.collate([ds[i] for i in range(start, min(start + batch_size, len(ds)))]), dev)
-        found = {f"emb.{vis}": method.embed(vis, batch[vis]), f"emb.{aud}": method.embed(aud, batch[aud]),
-                 **attention_maps(method, batch)}
-        for k, v in found.items():
+        for k, v in clip_outputs(method, batch).items():
             out.setdefault(k, []).append(v.float().cpu())
     return {k: torch.cat(v).numpy() for k, v in out.items()}
 
@@ -119,8 +127,9 @@ def localisation(maps: dict, boxes: dict[int, list], size: int, n_boot: int, see
     return metrics, chance, ci, per_clip
 
 
-def _bands(root: Path) -> dict[str, list]:
-    path = root / "meta.csv"
+def read_bands(root: Path) -> dict[str, list]:
+    """{clip file: its sound's true frequency bands in Hz} from a synthetic set's ``meta.csv`` (empty: unknown)."""
+    path = Path(root) / "meta.csv"
     if not path.exists():
         return {}
     with open(path, newline="") as f:
@@ -129,7 +138,7 @@ def _bands(root: Path) -> dict[str, list]:
 
 def frequency(maps: dict, ds, root: Path, n_mels: int, sample_rate: int):
     """(metrics, chance) of frequency grounding over the clips whose bands are known."""
-    bands = _bands(root)
+    bands = read_bands(root)
     idx = [i for i, c in enumerate(ds.clips) if c.file in bands]
     metrics, chance = {}, {}
     for name in SPECTRAL:
@@ -146,8 +155,10 @@ def frequency(maps: dict, ds, root: Path, n_mels: int, sample_rate: int):
     return metrics, chance
 
 
-def probes(train: dict, test: dict, y_train: np.ndarray, y_test: np.ndarray, modalities, k: int = 5) -> dict:
-    """Linear (logistic regression) and kNN (cosine) accuracy per modality's frozen embedding."""
+def probes(train: dict, test: dict, y_train: np.ndarray, y_test: np.ndarray, modalities, k: int = 5,
+           fitted: dict | None = None) -> dict:
+    """Linear (logistic regression) and kNN (cosine) accuracy per modality's frozen embedding; the
+    fitted logistic regressions go into ``fitted`` by modality when it is given."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -156,9 +167,21 @@ def probes(train: dict, test: dict, y_train: np.ndarray, y_test: np.ndarray, mod
         xtr, xte = train[f"emb.{m}"], test[f"emb.{m}"]
         lin = LogisticRegression(max_iter=2000, C=10.0).fit(xtr, y_train)
         out["linear"][m] = float((lin.predict(xte) == y_test).mean())
+        if fitted is not None:
+            fitted[m] = lin
         knn = KNeighborsClassifier(n_neighbors=min(k, len(xtr)), metric="cosine").fit(xtr, y_train)
         out["knn"][m] = float((knn.predict(xte) == y_test).mean())
     return out
+
+
+def save_class_probe(run: Path, probe, modality: str, classes: list[str]) -> Path:
+    """``class_probe.npz``: a fitted logistic regression's ``coef`` and ``intercept`` (sklearn's
+    shapes), the ``classes`` its outputs stand for (names) and the ``modality`` it reads — kept so the
+    demo's class is the one the ``probe/linear/<modality>`` figure scored, with no refitting."""
+    path = Path(run) / CLASS_PROBE_FILE
+    np.savez(path, coef=probe.coef_, intercept=probe.intercept_, modality=np.array(modality),
+             classes=np.array([classes[int(c)] for c in probe.classes_]))
+    return path
 
 
 def save_attention(run: Path, ds, maps: dict, boxes: dict[int, list], size: int) -> Path:
@@ -190,7 +213,10 @@ def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, n_boot: 
     freq, freq_chance = frequency(maps, test, root, tcfg.n_mels, test.mel.sample_rate)
     y_tr = np.array([train.label_of[c.label] for c in train.clips])
     y_te = np.array([test.label_of[c.label] for c in test.clips])
-    probe = probes(out_train, out_test, y_tr, y_te, method.spec.modalities)
+    fitted = {}
+    probe = probes(out_train, out_test, y_tr, y_te, method.spec.modalities, fitted=fitted)
+    aud = _roles(method)[1]
+    save_class_probe(run, fitted[aud], aud, train.classes)
     save_attention(run, test, maps, boxes, tcfg.image_size)
     result = {"run": str(run), "method": cfg.method, "task": cfg.task, "data": str(root), "definition": DEFINITION,
               "n_test_clips": len(test), "n_annotated": len(boxes),

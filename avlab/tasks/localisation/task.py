@@ -60,6 +60,11 @@ class SoundLocalisationTask(Task):
 
         return evaluate(run, cfg, method, data, progress=progress, **options)
 
+    def demo_tabs(self, run: Path, **options):
+        from avlab.tasks.localisation.demo import demo_tabs
+
+        return demo_tabs(run, **options)
+
 
 def generate_sounding_objects(cfg, out: str | os.PathLike, workers: int = 2, progress: bool = True,
                               profile: str = "custom") -> Path:
