@@ -204,3 +204,26 @@ def test_cmac_audio_guided_logits_equal_a_loop():
             pooled = Vi @ beta
             want = F.cosine_similarity(pooled, a[j], dim=0) / m.cfg.temperature
             assert got[i, j].item() == pytest.approx(want.item(), rel=1e-4)
+
+
+def test_chance_and_oracle_sit_under_each_metrics_key():
+    from avlab.eval.tree import flatten
+    from avlab.tasks.localisation.protocol import add_oracle_per_metric, add_reference_per_metric
+
+    metrics = {"localisation": {"beta_v": {"auc": 0.3}, "alpha_v": {"auc": 0.2}},
+               "frequency": {"alpha_a": {"mass": 0.5, "ap": 0.6}},
+               "probe": {"linear": {"audio": 0.7, "image": 0.4}, "knn": {"audio": 0.6}}}
+    chance = {"localisation": {"centre_prior": {"ciou@0.5": 0.0, "auc": 0.15, "mean_ciou": 0.14, "n": 9},
+                               "uniform": {"ciou@0.5": 0.0, "auc": 0.08, "mean_ciou": 0.08, "n": 9}},
+              "frequency": {"mass": 0.08, "ap": 0.23}, "probe": {"classes": 0.1}}
+    add_reference_per_metric(chance, metrics, 0.1)
+    flat = flatten(chance)
+    assert flat["localisation/beta_v/auc"] == flat["localisation/alpha_v/auc"] == 0.15
+    assert flat["frequency/alpha_a/mass"] == 0.08 and flat["probe/linear/image"] == flat["probe/knn/audio"] == 0.1
+    assert "localisation/beta_v/n" not in flat and flat["localisation/uniform/auc"] == 0.08  # the raw entries stay
+    oracle = {"localisation": {"8x8": {"value": {"auc": 0.79, "ciou@0.5": 1.0, "n": 9}}, "4x4": {"value": {"auc": 0.5}}},
+              "classification": {"audio": 1.0, "image": 0.33}}
+    add_oracle_per_metric(oracle, metrics, [8, 8])
+    flat = flatten(oracle)
+    assert flat["localisation/beta_v/auc"] == 0.79 and flat["probe/linear/image"] == 0.33
+    assert flat["probe/knn/audio"] == 1.0 and "localisation/beta_v/n" not in flat

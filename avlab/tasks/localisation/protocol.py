@@ -197,6 +197,31 @@ def save_attention(run: Path, ds, maps: dict, boxes: dict[int, list], size: int)
     return path
 
 
+def add_reference_per_metric(chance: dict, metrics: dict, class_chance: float) -> None:
+    """Chance under each metric's own key, in place, so tables and the run card put it beside the
+    metric: every spatial map's figures are the centre prior's (the stronger of the two reference
+    maps on centred objects), every frequency map's the uniform attention's, every probe 1/classes."""
+    loc, freq = chance.get("localisation", {}), chance.get("frequency", {})
+    for name in metrics.get("localisation", {}):
+        loc[name] = {k: v for k, v in loc["centre_prior"].items() if k != "n"}
+    for name in metrics.get("frequency", {}):
+        freq[name] = {k: freq[k] for k in ("mass", "ap") if k in freq}
+    chance["probe"].update({kind: {m: class_chance for m in accs} for kind, accs in metrics.get("probe", {}).items()})
+
+
+def add_oracle_per_metric(oracle: dict, metrics: dict, map_size: list) -> None:
+    """The oracle under each metric's key, in place: a spatial map of the method's resolution holding
+    the true box (``oracle.json``'s grid of that size, the 'value' reading) and the classification
+    ceilings for the probes; ``oracle.json``'s own entries stay."""
+    grid = oracle.get("localisation", {}).get("x".join(map(str, map_size)), {}).get("value")
+    if grid is not None:
+        for name in metrics.get("localisation", {}):
+            oracle["localisation"][name] = {k: v for k, v in grid.items() if k != "n"}
+    ceilings = oracle.get("classification", {})
+    oracle["probe"] = {kind: {m: ceilings[m] for m in accs if m in ceilings}
+                       for kind, accs in metrics.get("probe", {}).items()}
+
+
 def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, n_boot: int = 200,
              batch_size: int = 32) -> dict:
     from avlab.registry import TASKS
@@ -225,7 +250,9 @@ def evaluate(run: Path, cfg, method, root: Path, progress: bool = True, n_boot: 
               "chance": {"test": {"localisation": loc_chance, "frequency": freq_chance,
                                   "probe": {"classes": 1.0 / test.n_classes}}},
               "ci": {"test": {"localisation": ci}}}
+    add_reference_per_metric(result["chance"]["test"], result["metrics"]["test"], 1.0 / test.n_classes)
     if (root / "oracle.json").exists():
         result["oracle"] = {"test": json.loads((root / "oracle.json").read_text())}
+        add_oracle_per_metric(result["oracle"]["test"], result["metrics"]["test"], result["map_size"])
     (run / "eval.json").write_text(json.dumps(result, indent=1))
     return result
