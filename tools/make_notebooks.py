@@ -594,6 +594,103 @@ show(lip.adversary_figure(curves), out / "adversary.png")
 """),
 ]
 
+ATTENTION = [
+    ("md", """
+# 08 · Attention: where a sound-localisation run looks, and what it listens to
+
+CMAC (DESIGN §2.3) records four attention maps per clip: **α_v** (vision alone) and **β_v**
+(audio-guided) over the frame, **α_a** (audio alone) and **β_a** (vision-guided) over the
+spectrogram's frequency rows. `avlab eval` saved them per test clip in `attention.npz` (one layer,
+the final weights); this notebook reads them — nothing is re-run. The frame and log-mel under each
+map are decoded again by the task's own dataset at the run's settings, and every cIoU is the
+protocol's (`avlab.eval.localisation`: the map resized and min-max normalised, the predicted
+region outlined in white, the true box in green), beside the **centre prior**, the map that
+always points at the middle.
+
+* a table of per-clip cIoU (and, on synthetic sets, the frequency maps' mass in the true bands);
+* chosen clips (by id, class, or worst / best cIoU): the frame with α_v and β_v, the spectrogram
+  with α_a, β_a and the true bands;
+* the per-class cIoU histograms and a gallery of the worst clips;
+* a browser (run / checkpoint, class, clip, frame) — live, so absent from the HTML export.
+
+Any method's run works (one without attention modules, e.g. `cid`, has only β_v: its
+audio-visual similarity map). Runs passed together (checkpoints or variants, each evaluated into
+its own folder) are compared in the first table and offered by the browser. Executed with
+`avlab.notebooks.execute("08_attention", out, {...})` (or `avlab sweep`), an HTML export with
+every figure is written beside the executed notebook.
+"""),
+    ("params", """
+runs = ["runs/sound/cmac"]  # evaluated sound-localisation runs (attention.npz): the first is shown below,
+                            # all are compared and offered by the browser (checkpoints or variants)
+out_dir = ""                # figures and tables (default: <first run>/attention)
+map_name = "beta_v"         # the map that orders clips and fills the gallery: beta_v | alpha_v
+clips = []                  # clip ids to show, e.g. ["yy9IwGMxgxb_000094"]; empty: chosen by label / order
+label = ""                  # choose among this class's clips (empty: any class)
+order = "worst"             # worst | best cIoU of map_name
+n_clips = 3                 # clips shown with overlays and spectrogram
+n_failures = 8              # clips in the failure gallery
+threshold = "value"         # cIoU reading: value (eval.json's default) | median (LVS / EZ-VSL code)
+workers = 1                 # decoding processes, if the data's clip cache has to be rebuilt
+"""),
+    ("code", """
+from pathlib import Path
+from IPython.display import display
+from avlab.viz import attention as att
+from avlab.viz.display import show
+
+loaded = [att.load_attention(r, workers=workers) for r in runs]
+ar = loaded[0]
+out = Path(out_dir or Path(ar.run) / "attention"); out.mkdir(parents=True, exist_ok=True)
+print(att.describe(ar))
+summary = att.run_summary(loaded, threshold)  # recomputed from the saved maps, eval.json's mean beside it
+summary.to_csv(out / "runs.csv", index=False)
+display(summary.round(3))
+"""),
+    ("md", "## Per clip: cIoU of each map beside the centre prior (and the frequency maps' mass in the true bands)"),
+    ("code", """
+table = att.clip_table(ar, threshold)
+table.to_csv(out / "per_clip.csv", index=False)
+display(table.drop(columns=["path", "x1", "y1", "x2", "y2"]).sort_values(f"ciou_{map_name}").round(3).head(10))
+"""),
+    ("md", """
+## Chosen clips: the frame with α_v and β_v, the spectrogram with α_a, β_a and the true bands
+
+White: the region the protocol predicts from the map; green: the true box (VGG-SS-style, on the
+key frame). On the spectrogram the dashed green lines are the clip's true bands (synthetic sets);
+beside it each frequency map over the same rows, the rows the protocol counts as in band shaded.
+"""),
+    ("fig", """
+chosen = att.pick_clips(table, clips, label, order, n_clips, map_name)
+print(f"{len(chosen)} clips:", ", ".join(chosen))
+for file in chosen:
+    show(att.overlay_figure(ar, file, threshold=threshold), out / f"overlay_{file}.png")
+    show(att.spectrogram_figure(ar, file), out / f"spectrogram_{file}.png")
+"""),
+    ("md", "## cIoU per class (the dashed line: the 0.5 that cIoU@0.5 counts from)"),
+    ("fig", """
+classes = att.class_summary(table)
+classes.to_csv(out / "per_class.csv", index=False)
+display(classes.pivot(index="label", columns="map", values="mean_ciou").round(3))
+show(att.ciou_histogram_figure(table), out / "ciou_per_class.png")
+"""),
+    ("md", "## Failures: the clips where the map localises worst"),
+    ("fig", """
+worst = att.failures(table, map_name, n_failures)
+worst.to_csv(out / "failures.csv")
+show(att.failure_gallery_figure(ar, worst, map_name, threshold), out / "failures.png")
+"""),
+    ("md", """
+## Browse (a live widget: needs a running kernel, absent from the HTML export)
+
+Run (checkpoint or variant), class, clip (worst cIoU first) and frame: the cached frames are
+five, spread over the clip; the maps and the scored box belong to the middle one (the key frame),
+other frames show how the scene moves under them (with their own box on synthetic sets).
+"""),
+    ("code", """
+att.attention_browser(loaded, map_name, threshold)
+"""),
+]
+
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
     nbf.write(notebook(DATA_TOUR), HERE / "00_data_tour.ipynb")
@@ -604,4 +701,5 @@ if __name__ == "__main__":
     nbf.write(notebook(EVALUATE), HERE / "05_evaluate.ipynb")
     nbf.write(notebook(SWEEP_SUMMARY), HERE / "06_sweep_summary.ipynb")
     nbf.write(notebook(LIPREADING), HERE / "07_lipreading.ipynb")
+    nbf.write(notebook(ATTENTION), HERE / "08_attention.ipynb")
     print("wrote notebooks to", HERE)

@@ -25,6 +25,7 @@ class SoundLocalisationTask(Task):
                    "localisation/alpha_v/auc", "frequency/alpha_a/mass", "frequency/alpha_a/ap",
                    "probe/linear/audio", "probe/linear/image", "probe/knn/audio", "probe/knn/image")
     headline_split = "test"
+    notebooks = ("08_attention",)
 
     @dataclass
     class Config:
