@@ -80,3 +80,18 @@ def test_main_job_lip_reading_stage_trains_evaluates_and_reports(tiny_lip_words,
     printed = capsys.readouterr().out
     assert "lip reading" in printed and "frozen/top1" in printed and "oracle" in printed
     assert "main job done" in printed and str(run) in printed
+
+
+@pytest.mark.parametrize("fixture", ["tiny_lip_words", "tiny_sounding_objects"])
+def test_scan_covers_the_lrw_and_vggsound_layouts(fixture, request, tmp_path, capsys):
+    """`avlab scan` decode-checks every clip of a lip-words (LRW) or sounding-objects (VGGSound)
+    root and names a broken one."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(request.getfixturevalue(fixture), root)
+    clips = sorted(root.rglob("*.mp4"))
+    clips[0].write_bytes(b"not a video")
+    assert cli(["scan", str(root), "--workers", "1", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert f"BAD {clips[0].relative_to(root)}" in out and f"{len(clips) - 1} of {len(clips)} clips OK" in out
