@@ -227,3 +227,16 @@ def test_chance_and_oracle_sit_under_each_metrics_key():
     flat = flatten(oracle)
     assert flat["localisation/beta_v/auc"] == 0.79 and flat["probe/linear/image"] == 0.33
     assert flat["probe/knn/audio"] == 1.0 and "localisation/beta_v/n" not in flat
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_remoulded_contrast_with_gathered_negatives_is_the_loop_over_every_process(within):
+    """Two processes' batches: rank 1's losses over the gathered embeddings (its rows at offset 3)
+    are the brute-force loop's over the union, for rank 1's anchors."""
+    torch.manual_seed(2)
+    v_all, a_all = torch.randn(6, 5), torch.randn(6, 5)
+    l_va, l_av = remoulded_contrast(v_all[3:], a_all[3:], 0.5, within, v_all=v_all, a_all=a_all, offset=3)
+    want_va, want_av = brute_remoulded(v_all, a_all, 0.5, within)
+    assert l_va.tolist() == pytest.approx(want_va[3:], rel=1e-5) and l_av.tolist() == pytest.approx(want_av[3:], rel=1e-5)
+    with pytest.raises(ValueError, match="local pair scores"):
+        remoulded_contrast(v_all[3:], a_all[3:], 0.5, within, cross_logits=torch.zeros(3, 3), v_all=v_all)

@@ -1,6 +1,10 @@
 """CMAC's remoulded contrast (DESIGN §2.3): InfoNCE whose denominator holds, for the positive
 pair (v_i, a_i), the cross-modal negatives a_j *and* the within-modal negatives v_j (j ≠ i);
 symmetrically for a_i. With ``within=False`` it is plain symmetric cross-modal InfoNCE (CID).
+
+Under DDP the negatives are every process's batch: pass the gathered embeddings (``v_all``,
+``a_all``, differentiable, as :func:`avlab.dist.gather` returns them) and where the local rows
+sit in them (``offset``), as open_clip's ``gather_features`` does for CLIP's loss.
 """
 from __future__ import annotations
 
@@ -8,26 +12,38 @@ import torch
 import torch.nn.functional as F
 
 
-def remoulded_from_logits(cross: torch.Tensor, within: torch.Tensor | None) -> torch.Tensor:
-    """Per-anchor loss (B,) from ``cross`` (B, B) anchor-i-vs-other-modality-j logits (positive on
-    the diagonal) and ``within`` (B, B) anchor-i-vs-same-modality-j logits (its diagonal, the
-    anchor with itself, is left out), or None for no within-modal negatives."""
+def remoulded_from_logits(cross: torch.Tensor, within: torch.Tensor | None, offset: int = 0) -> torch.Tensor:
+    """Per-anchor loss (B,) from ``cross`` (B, N) anchor-i-vs-other-modality-j logits (the positive
+    at column ``offset + i``) and ``within`` (B, N) anchor-i-vs-same-modality-j logits (column
+    ``offset + i``, the anchor with itself, is left out), or None for no within-modal negatives."""
+    target = torch.arange(len(cross), device=cross.device) + offset
     logits = cross
     if within is not None:
-        eye = torch.eye(len(within), dtype=torch.bool, device=within.device)
-        logits = torch.cat([cross, within.masked_fill(eye, float("-inf"))], dim=1)
-    return F.cross_entropy(logits, torch.arange(len(cross), device=cross.device), reduction="none")
+        itself = F.one_hot(target, within.shape[1]).bool()
+        logits = torch.cat([cross, within.masked_fill(itself, float("-inf"))], dim=1)
+    return F.cross_entropy(logits, target, reduction="none")
 
 
 def remoulded_contrast(v: torch.Tensor, a: torch.Tensor, temperature: float = 0.07, within: bool = True,
-                       cross_logits: torch.Tensor | None = None):
+                       cross_logits: torch.Tensor | None = None, v_all: torch.Tensor | None = None,
+                       a_all: torch.Tensor | None = None, offset: int = 0):
     """(v→a, a→v) per-sample losses of paired embeddings (cosine similarities / temperature).
 
-    ``cross_logits`` (B, B) [i, j] = score(v_i, a_j) replaces the cosine cross-modal logits when
-    the pair score is not a dot product (e.g. audio-guided pooling of the visual map).
+    ``v_all`` / ``a_all`` (N, D): the embeddings of every process (default: the local ones), with
+    the local rows at ``offset``. ``cross_logits`` (B, B) [i, j] = score(v_i, a_j) replaces the
+    cosine cross-modal logits when the pair score is not a dot product (e.g. audio-guided pooling
+    of the visual map); such scores exist for local pairs only, so the negatives are then local.
     """
+    if cross_logits is not None and (v_all is not None or a_all is not None):
+        raise ValueError("remoulded_contrast: cross_logits are local pair scores; gathered negatives need "
+                         "cosine cross-modal logits")
     v, a = F.normalize(v, dim=1), F.normalize(a, dim=1)
-    cross = v @ a.T / temperature if cross_logits is None else cross_logits
-    wv = v @ v.T / temperature if within else None
-    wa = a @ a.T / temperature if within else None
-    return remoulded_from_logits(cross, wv), remoulded_from_logits(cross.T, wa)
+    v_all = v if v_all is None else F.normalize(v_all, dim=1)
+    a_all = a if a_all is None else F.normalize(a_all, dim=1)
+    if cross_logits is None:
+        cross_va, cross_av = v @ a_all.T / temperature, a @ v_all.T / temperature
+    else:
+        cross_va, cross_av = cross_logits, cross_logits.T
+    wv = v @ v_all.T / temperature if within else None
+    wa = a @ a_all.T / temperature if within else None
+    return remoulded_from_logits(cross_va, wv, offset), remoulded_from_logits(cross_av, wa, offset)

@@ -15,7 +15,9 @@ each an option (``Config``, saved in the run's ``config.json``) with DESIGN's de
 * consistency: ``distance``(β‖α), KL by default, weighted ``spatial_consistency`` and
   ``frequency_consistency`` (1 each); ``stop_grad_target`` detaches β (off by default);
 * remoulded contrast: for (v_i, a_i) the denominator holds the cross-modal a_j and, with
-  ``within_modal_negatives``, the within-modal v_j (j ≠ i); symmetric; temperature τ.
+  ``within_modal_negatives``, the within-modal v_j (j ≠ i); symmetric; temperature τ; under DDP
+  the j run over every process's batch (gathered with gradients, as CID) — except with
+  ``visual_pool="audio_guided"``, whose pair scores exist for local pairs only.
 
 Baselines are configs of this code (``BASELINES``), plus the generic ``cid`` method:
 ``lvs`` (audio-guided attention only: the visual side of each pair pooled by β_v(a_j, V_i), no
@@ -29,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from avlab import dist
 from avlab.losses.attention_consistency import DISTANCES, attention_consistency
 from avlab.losses.remoulded_contrast import remoulded_contrast
 from avlab.methods.base import TwoStreamMethod, register_method
@@ -132,8 +135,13 @@ class CMAC(TwoStreamMethod):
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
         c = self.cfg
         m = self.maps(batch)
-        cross = self.audio_guided_logits(m["V"], m["a"]) if c.visual_pool == "audio_guided" else None
-        l_va, l_av = remoulded_contrast(m["v"], m["a"], c.temperature, c.within_modal_negatives, cross)
+        if c.visual_pool == "audio_guided":  # pair scores pool each visual map by its pair's sound: local pairs
+            l_va, l_av = remoulded_contrast(m["v"], m["a"], c.temperature, c.within_modal_negatives,
+                                            self.audio_guided_logits(m["V"], m["a"]))
+        else:  # negatives from every process (the embeddings gathered with their gradients)
+            l_va, l_av = remoulded_contrast(m["v"], m["a"], c.temperature, c.within_modal_negatives,
+                                            v_all=dist.gather(m["v"]), a_all=dist.gather(m["a"]),
+                                            offset=dist.offset(len(m["v"])))
         contrast = l_va.mean() + l_av.mean()
         cons_v = attention_consistency(m["alpha_v"], m["beta_v"], c.distance, c.stop_grad_target)
         cons_a = attention_consistency(m["alpha_a"], m["beta_a"], c.distance, c.stop_grad_target)
