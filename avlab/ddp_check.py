@@ -14,10 +14,15 @@ from avlab.methods import METHODS, DataSpec, ModalitySpec, ModelConfig, create_m
 N_TRAIN, GLOBAL_BATCH = 32, 8
 
 
+# The two streams of the check: a spectrogram and an image, named as the method's task names them.
+STREAMS = {"cmac": ("sound-localisation", "audio", "image")}
+DEFAULT_STREAMS = ("voice-face", "voice", "face")
+
+
 def make(name: str):
     torch.manual_seed(0)
-    spec = DataSpec("voice-face", {"voice": ModalitySpec("spectrogram", 1), "face": ModalitySpec("image", 3)},
-                    N_TRAIN, 4)
+    task, sound, picture = STREAMS.get(name, DEFAULT_STREAMS)
+    spec = DataSpec(task, {sound: ModalitySpec("spectrogram", 1), picture: ModalitySpec("image", 3)}, N_TRAIN, 4)
     options = {"cluster_warmup_epochs": 0, "num_prototypes": (3, 5)} if name == "cmpc" else {}
     method = create_method(name, spec, ModelConfig(embed_dim=16), METHODS.get(name).Config(**options))
     # BatchNorm from running statistics: on CPU (gloo has no SyncBatchNorm) batch statistics would
@@ -25,10 +30,11 @@ def make(name: str):
     return method.eval()
 
 
-def global_batch() -> dict:
+def global_batch(name: str = "") -> dict:
     g = torch.Generator().manual_seed(1)
-    return {"voice": torch.randn(GLOBAL_BATCH, 64, 40, generator=g),
-            "face": torch.randn(GLOBAL_BATCH, 3, 32, 32, generator=g),
+    _, sound, picture = STREAMS.get(name, DEFAULT_STREAMS)
+    return {sound: torch.randn(GLOBAL_BATCH, 64, 40, generator=g),
+            picture: torch.randn(GLOBAL_BATCH, 3, 32, 32, generator=g),
             "index": torch.randperm(N_TRAIN, generator=g)[:GLOBAL_BATCH],
             "label": torch.arange(GLOBAL_BATCH) % 4}
 
@@ -49,7 +55,7 @@ def main(out: str, name: str) -> None:
     device = dist.setup("cpu")
     method = make(name)
     share = GLOBAL_BATCH // dist.world_size()
-    local = {k: v[dist.rank() * share:(dist.rank() + 1) * share] for k, v in global_batch().items()}
+    local = {k: v[dist.rank() * share:(dist.rank() + 1) * share] for k, v in global_batch(name).items()}
     result = one_step(method, local, _stepper(method, device))
     if dist.is_main():
         torch.save(result, out)

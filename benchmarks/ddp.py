@@ -38,7 +38,7 @@ def first_step_difference(method: str, tmp: Path) -> float:
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                     "-m", "avlab.ddp_check", str(out), method], check=True, capture_output=True, text=True)
     single_method = ddp_check.make(method)
-    single = ddp_check.one_step(single_method, ddp_check.global_batch(), single_method.training_step)
+    single = ddp_check.one_step(single_method, ddp_check.global_batch(args.method), single_method.training_step)
     return ddp_check.compare(single, torch.load(out))
 
 

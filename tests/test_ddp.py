@@ -21,19 +21,22 @@ def torchrun(*args, timeout=600):
     return done
 
 
-@pytest.mark.parametrize("name", ["cid", "cmpc", "supervised"])
+@pytest.mark.parametrize("name", ["cid", "cmpc", "supervised", "cmac"])
 def test_one_step_on_two_processes_equals_one_process_on_the_global_batch(name, tmp_path):
     torchrun("-m", "avlab.ddp_check", tmp_path / "ddp.pt", name)
     ddp = torch.load(tmp_path / "ddp.pt")
     method = ddp_check.make(name)
-    single = ddp_check.one_step(method, ddp_check.global_batch(), method.training_step)
+    single = ddp_check.one_step(method, ddp_check.global_batch(name), method.training_step)
     assert single.keys() == ddp.keys() and len([k for k in single if k.startswith("grad.")]) > 10
     # float32 sums in another order: measured agreement ~2e-6 of each tensor's largest entry; the
     # bar is 1e-5 of it (elementwise relative error is meaningless for entries near zero).
     for k in single:
         scale = single[k].abs().max().item()
-        assert (ddp[k] - single[k]).abs().max().item() <= 1e-5 * scale + 1e-9, k
-    assert ddp_check.compare(single, ddp) < 1e-5
+        # The floor covers gradients that are zero in exact arithmetic and float noise here (CMAC's
+        # attention scorer bias: a softmax ignores a shift, its gradient is ~1e-8 of rounding).
+        assert (ddp[k] - single[k]).abs().max().item() <= 1e-5 * scale + 1e-7, k
+    assert ddp_check.compare({k: v for k, v in single.items() if v.abs().max() > 1e-6},
+                             {k: v for k, v in ddp.items() if single[k].abs().max() > 1e-6}) < 1e-5
 
 
 def test_a_two_process_cmpc_run_trains_clusters_checkpoints_resumes_and_evaluates(tiny_set, tmp_path):
