@@ -138,7 +138,7 @@ def _train(args, rest: list[str] | None = None) -> int:
                       workers=args.workers, threads=args.threads, device=args.device, amp=args.amp, log_every=args.log_every,
                       val_every=args.val_every,
                       init_from=args.init_from or "", train_fraction=args.train_fraction,
-                      trunk_lr_scale=args.trunk_lr_scale, early_stop=args.early_stop,
+                      trunk_lr_scale=args.trunk_lr_scale, early_stop=args.early_stop, sampling=args.sampling,
                       model=ModelConfig(_encoders(args.encoder), args.default_encoder, args.embed_dim, args.proj_dim),
                       method_args=method_args, task_args=task_args)
     cfg.method_config(), cfg.task_config()  # validate against the method and the task before any work
@@ -531,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the encoders' trunks learn at lr × this; 0 freezes them (a linear probe)")
     s.add_argument("--early-stop", type=int, default=0,
                    help="stop after this many validations without a better score (0: off)")
+    s.add_argument("--sampling", choices=["epoch", "replacement"], default="epoch",
+                   help="epoch: every sample once an epoch; replacement: uniform draws, as CMPC's released code")
     s.add_argument("--workers", type=int, default=None, help="data-loading processes (default: cores, at most 4)")
     s.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads per process (default: its share of the cores less its workers, >= 1)")

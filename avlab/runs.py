@@ -54,6 +54,7 @@ class TrainConfig:
     trunk_lr_scale: float = 1.0  # the encoders' trunks learn at lr × this; 0 freezes them (a linear probe)
     early_stop: int = 0  # stop after this many validations without a better score (0: train every epoch)
     train_fraction: float = 1.0  # share of the training samples used (seeded choice; low-shot)
+    sampling: str = "epoch"  # epoch: every sample once an epoch | replacement: uniform draws (CMPC's released code)
     model: ModelConfig = field(default_factory=ModelConfig)
     method_args: dict = field(default_factory=dict)
     task_args: dict = field(default_factory=dict)

@@ -211,6 +211,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, on_epoch, stop_after_
     cfg.method_config(), cfg.task_config()  # refuse unknown options before any work
     if cfg.early_stop < 0 or (cfg.threads is not None and cfg.threads < 1):
         raise ValueError(f"early_stop must be >= 0 and threads >= 1 (got {cfg.early_stop}, {cfg.threads})")
+    if cfg.sampling not in ("epoch", "replacement"):
+        raise ValueError(f"sampling must be 'epoch' or 'replacement', got {cfg.sampling!r}")
     if cfg.early_stop and not cfg.val_every:
         raise ValueError(f"early_stop {cfg.early_stop} needs validation scores: set val_every > 0")
     device = resolve_device(cfg.device)
@@ -226,7 +228,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool, on_epoch, stop_after_
     step_fn = _stepper(method, device)
     opt = _optimizer(cfg, method)
     loader, sampler = make_loader(ds, cfg.batch_size, cfg.seed, cfg.n_workers, pin_memory=device.type == "cuda",
-                                  rank=dist.rank(), world=dist.world_size())
+                                  rank=dist.rank(), world=dist.world_size(), replacement=cfg.sampling == "replacement")
     steps_per_epoch = sampler.batches_per_epoch
     if steps_per_epoch == 0:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(ds)} training samples of {cfg.data}")

@@ -59,7 +59,8 @@ def settings(epochs: int) -> dict[str, dict]:
                                                                     "recalibration": False}},
         "cmpc-as-released": {"method": "cmpc",
                              "method_args": {**RELEASED_SWITCHES, "cluster_warmup_epochs": max(1, epochs // 10)},
-                             "loop": {"lr": 5e-3, "warmup_epochs": 0.1 * epochs, "grad_clip": 0.0},
+                             "loop": {"lr": 5e-3, "warmup_epochs": 0.1 * epochs, "grad_clip": 0.0,
+                                      "sampling": "replacement"},
                              "model": {"default_encoder": "resnet_tiny_nofc", "embed_dim": 128}},
     }
 

@@ -127,3 +127,30 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
         assert resolve_device("auto").type == "cpu"
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("replacement", [False, True])
+def test_batch_order_is_seeded_split_across_processes_and_optionally_with_replacement(replacement):
+    from avlab.data.loader import EpochBatchSampler
+
+    def batches(rank=0, world=1, epoch=3):
+        s = EpochBatchSampler(40, 8, seed=5, rank=rank, world=world, replacement=replacement)
+        s.set_epoch(epoch)
+        return [[i for _, i in b] for b in s]
+
+    one = batches()
+    assert len(one) == 5 and one == batches() and one != batches(epoch=4)
+    # two processes' shares, in rank order, are the one-process batches
+    assert [a + b for a, b in zip(batches(0, 2), batches(1, 2))] == one
+    seen = [i for b in one for i in b]
+    assert (len(set(seen)) == 40) is (not replacement)  # a permutation, or draws that repeat (40 of 40 …)
+    draws = EpochBatchSampler(10_000, 100, seed=0, replacement=replacement).order(0)
+    assert (len(set(draws.tolist())) < 10_000) is replacement  # … with replacement, about 63 % distinct
+
+
+def test_sampling_is_checked_by_name(tiny_set, tmp_path):
+    from avlab.train import TrainConfig, train
+
+    with pytest.raises(ValueError, match="sampling must be 'epoch' or 'replacement'"):
+        train(TrainConfig(method="cid", data=str(tiny_set), out=str(tmp_path / "r"), sampling="bootstrap"), progress=False)
+    assert not (tmp_path / "r").exists()

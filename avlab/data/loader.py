@@ -1,6 +1,7 @@
 """Seeded, resumable batches through ``torch.utils.data.DataLoader`` workers.
 
-The batch order of epoch ``e`` is a permutation seeded by (seed, e), and every sample is asked
+The batch order of epoch ``e`` is a permutation seeded by (seed, e) (or, as CMPC's released code
+samples, draws with replacement seeded the same way), and every sample is asked
 for as ``(e, i)``: a dataset derives the sample's randomness (crops, augmentation) from (its seed,
 e, i) alone. So the batches — and a run's final weights — are the same with 0, 1 or N workers,
 and a run resumed mid-epoch continues with exactly the batches an uninterrupted run would see.
@@ -22,10 +23,11 @@ class EpochBatchSampler(Sampler):
     process would, every sample once per epoch, and gathering their shares in rank order rebuilds
     the global batch."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1, replacement: bool = False):
         if batch_size % world:
             raise ValueError(f"the batch size {batch_size} is not divisible by the {world} processes")
         self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.replacement = replacement
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -36,7 +38,11 @@ class EpochBatchSampler(Sampler):
         return self.n // self.batch_size
 
     def order(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        """The epoch's sample order: a permutation, or with ``replacement`` n independent uniform draws
+        (CMPC's released loader: a clip may come twice in an epoch, even in one batch, and some not
+        at all)."""
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return torch.randint(self.n, (self.n,), generator=g) if self.replacement else torch.randperm(self.n, generator=g)
 
     def __iter__(self):
         order, bs = self.order(self.epoch), self.batch_size
@@ -69,13 +75,14 @@ def _worker_init(_worker_id: int) -> None:
 
 
 def make_loader(dataset, batch_size: int, seed: int, workers: int, pin_memory: bool = False,
-                stall_timeout_s: float = 600.0, rank: int = 0, world: int = 1) -> tuple[DataLoader, EpochBatchSampler]:
+                stall_timeout_s: float = 600.0, rank: int = 0, world: int = 1,
+                replacement: bool = False) -> tuple[DataLoader, EpochBatchSampler]:
     """(loader, its sampler): call ``sampler.set_epoch(e, start)`` before iterating an epoch.
 
     ``dataset.collate`` batches the samples (in the workers); a worker that delivers nothing for
     ``stall_timeout_s`` raises instead of hanging the run.
     """
-    sampler = EpochBatchSampler(len(dataset), batch_size, seed, rank, world)
+    sampler = EpochBatchSampler(len(dataset), batch_size, seed, rank, world, replacement)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=workers,
                         persistent_workers=workers > 0, pin_memory=pin_memory, worker_init_fn=_worker_init,
                         timeout=stall_timeout_s if workers > 0 else 0)
