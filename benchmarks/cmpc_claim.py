@@ -47,7 +47,8 @@ RELEASED_SWITCHES = dict(quirk_discard_clusters=True, granularity_weighting="off
 
 
 def settings(epochs: int) -> dict[str, dict]:
-    """Each setting: the method, its options and any loop options that differ from the baseline's."""
+    """Each setting: the method, its options and any loop, model or task options that differ from the
+    baseline's."""
     third, half = max(1, epochs // 3), max(1, epochs // 2)
     return {
         "cid": {"method": "cid"},
@@ -61,7 +62,8 @@ def settings(epochs: int) -> dict[str, dict]:
                              "method_args": {**RELEASED_SWITCHES, "cluster_warmup_epochs": max(1, epochs // 10)},
                              "loop": {"lr": 5e-3, "warmup_epochs": 0.1 * epochs, "grad_clip": 0.0,
                                       "sampling": "replacement"},
-                             "model": {"default_encoder": "resnet_tiny_nofc", "embed_dim": 128}},
+                             "model": {"default_encoder": "resnet_tiny_nofc", "embed_dim": 128},
+                             "task_args": {"items": "video"}},
     }
 
 
@@ -70,7 +72,7 @@ def run_one(name: str, setting: dict, epochs: int, seed: int, args) -> dict:
     model = ModelConfig(**setting.get("model", {}))
     cfg = TrainConfig(method=setting["method"], data=args.data, out=str(out), epochs=epochs,
                       batch_size=args.batch_size, seed=seed, workers=args.workers, model=model,
-                      task_args=json.loads(args.task_args),
+                      task_args={**json.loads(args.task_args), **setting.get("task_args", {})},
                       method_args=dict(setting.get("method_args", {})), **setting.get("loop", {}))
     if not (out / "model.safetensors").exists():
         train(cfg, resume=(out / "checkpoint.safetensors").exists(), progress=not args.quiet)

@@ -203,3 +203,27 @@ def test_model_selection_on_validation_identities_never_test(tiny_set, tmp_path)
     res = evaluate_run(run, progress=False)
     assert res["weights"] == "best.safetensors"
     assert evaluate_run(run, progress=False, select="last")["weights"] == "model.safetensors"
+
+
+def test_items_per_video_draw_a_random_utterance_and_give_one_bank_entry_per_video(tiny_set, tmp_path):
+    """CMPC's released loader: one item (one memory-bank row) per video, a random utterance of it
+    each time it is drawn, seeded like every other sample."""
+    from avlab.registry import TASKS
+
+    task = TASKS.get("voice-face")
+    cfg = task.Config(face_size=48, crop_seconds=1.0, items="video")
+    ds = task.train_dataset(tiny_set, cfg, workers=1, progress=False)
+    by_video = {}
+    for c in ds.clips:
+        by_video.setdefault((c.identity, c.video), []).append(c.path)
+    assert len(ds) == len(by_video) < len(ds.clips)
+    assert ds.sample_names() == [paths[0] for paths in by_video.values()]
+    picked = {ds.clips[ds.clip_of_item(0, np.random.default_rng([0, e, 0]))].path for e in range(20)}
+    assert picked == set(by_video[(ds.clips[0].identity, ds.clips[0].video)])  # every utterance of video 0 comes up
+    a, b = ds[(3, 1)], ds[(3, 1)]
+    assert a["index"] == 1 and torch.equal(a["wave"], b["wave"])  # seeded by (seed, epoch, item)
+    run = train(cfg_for(tiny_set, tmp_path / "cmpc", method="cmpc", epochs=2, task_args={"items": "video"},
+                        method_args={"cluster_warmup_epochs": 1, "num_prototypes": [2, 3]}), progress=False)
+    assert load_file(str(run / "clusters.safetensors"))["voice.0.assign"].shape[0] == len(by_video)
+    with pytest.raises(ValueError, match="items must be 'clip' or 'video'"):
+        task.train_dataset(tiny_set, task.Config(items="utterance"), workers=1, progress=False)

@@ -414,6 +414,7 @@ class VoiceFaceDataset:
         check_on_bad(on_bad)
         self.train, self.face_size, self.mel = train, face_size, mel
         self.seed, self.epoch, self.augment = 0, 0, augment
+        self.videos: list[list[int]] | None = None  # clip indices per video, with items per video
         self.crop = int(crop_seconds * mel.sample_rate)
         if (Path(root) / SHARDS_MANIFEST).exists():  # pre-decoded shards (`avlab prepare shards`)
             self._open_shards(Path(root), splits, paths)
@@ -461,6 +462,25 @@ class VoiceFaceDataset:
     def _set_labels(self) -> None:
         self.identities = sorted({c.identity for c in self.clips})
         self.label_of = {name: i for i, name in enumerate(self.identities)}
+        if self.videos is not None:
+            self.group_by_video()
+
+    def group_by_video(self) -> None:
+        """One item per video (identity, video) instead of per clip — CMPC's released loader: each time
+        an item is drawn it takes a random utterance of the video (and a random frame of it), and a
+        method's memory bank holds one entry per video. Training only: evaluation scores clips."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for j, c in enumerate(self.clips):
+            groups.setdefault((c.identity, c.video), []).append(j)
+        self.videos = list(groups.values())
+
+    def clip_of_item(self, i: int, rng: np.random.Generator | None) -> int:
+        """The clip item ``i`` reads: itself, or with items per video a random utterance of video ``i``
+        (its first one without a generator)."""
+        if self.videos is None:
+            return i
+        group = self.videos[i]
+        return group[int(rng.integers(len(group)))] if rng is not None else group[0]
 
     def bad_clips(self) -> dict:
         """{"n_clips", "n_bad", "bad_share", "bad": [{"path", "error", "reason"}], "warned": [{"path",
@@ -486,7 +506,7 @@ class VoiceFaceDataset:
         self._set_labels()
 
     def __len__(self) -> int:
-        return len(self.clips)
+        return len(self.clips) if self.videos is None else len(self.videos)
 
     def audio(self, i: int) -> np.ndarray:
         return self._store.audio(self._rows[i]).astype(np.float32) / 32767.0
@@ -524,7 +544,8 @@ class VoiceFaceDataset:
         return len(self.identities)
 
     def sample_names(self) -> list[str]:
-        return [c.path for c in self.clips]
+        """The clip of every item (with items per video: the video's first clip)."""
+        return [self.clips[self.clip_of_item(i, None)].path for i in range(len(self))]
 
     def __getitem__(self, key) -> dict:
         """Sample ``key`` = ``(epoch, i)`` (or ``i``, in the current ``epoch``): ``face`` (3, S, S) in
@@ -533,8 +554,9 @@ class VoiceFaceDataset:
 
         epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         rng = np.random.default_rng([self.seed, epoch, i]) if self.train else None
-        return {"face": self.face(i, rng=rng), "wave": torch.from_numpy(self.wave_crops(i, rng=rng)[0]), "index": i,
-                "label": self.label_of[self.clips[i].identity]}
+        j = self.clip_of_item(i, rng)
+        return {"face": self.face(j, rng=rng), "wave": torch.from_numpy(self.wave_crops(j, rng=rng)[0]), "index": i,
+                "label": self.label_of[self.clips[j].identity]}
 
     def collate(self, items: list[dict]) -> dict:
         """Stack samples and compute the batch's log-mels in one call (much cheaper than per clip)."""

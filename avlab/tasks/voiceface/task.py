@@ -38,6 +38,8 @@ class VoiceFaceTask(Task):
         n_mels: int = 64
         augment: bool = True  # face crop/colour jitter, voice gain/noise (avlab.data.voxceleb)
         on_bad: str = "skip"  # a clip that cannot be decoded: "skip" (leave it out, list it) | "fail" (stop)
+        items: str = "clip"  # training items (and memory-bank entries): clip | video (CMPC's released loader: a
+        # random utterance of the video each time)
 
     def recognises(self, root: Path) -> bool:
         from avlab.data.voxceleb1 import is_voxceleb1
@@ -56,9 +58,14 @@ class VoiceFaceTask(Task):
     def train_dataset(self, data, cfg, workers: int = 2, progress: bool = True):
         from avlab.data.voxceleb import VoiceFaceDataset
 
-        return VoiceFaceDataset(data, ("train",), face_size=cfg.face_size, crop_seconds=cfg.crop_seconds, train=True,
-                                mel=MelConfig(n_mels=cfg.n_mels), workers=workers, progress=progress,
-                                augment=cfg.augment, on_bad=cfg.on_bad)
+        if cfg.items not in ("clip", "video"):
+            raise ValueError(f"voice-face: items must be 'clip' or 'video', got {cfg.items!r}")
+        ds = VoiceFaceDataset(data, ("train",), face_size=cfg.face_size, crop_seconds=cfg.crop_seconds, train=True,
+                              mel=MelConfig(n_mels=cfg.n_mels), workers=workers, progress=progress,
+                              augment=cfg.augment, on_bad=cfg.on_bad)
+        if cfg.items == "video":
+            ds.group_by_video()
+        return ds
 
     def prepare_shards(self, data, out, cfg, splits=None, shard_size: int = 256, workers: int = 2,
                        progress: bool = True) -> Path:
