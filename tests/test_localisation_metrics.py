@@ -240,3 +240,20 @@ def test_remoulded_contrast_with_gathered_negatives_is_the_loop_over_every_proce
     assert l_va.tolist() == pytest.approx(want_va[3:], rel=1e-5) and l_av.tolist() == pytest.approx(want_av[3:], rel=1e-5)
     with pytest.raises(ValueError, match="local pair scores"):
         remoulded_contrast(v_all[3:], a_all[3:], 0.5, within, cross_logits=torch.zeros(3, 3), v_all=v_all)
+
+
+@pytest.mark.parametrize("options, logits_per_direction", [({}, 15), ({"within_modal_negatives": False}, 8)])
+def test_cmac_logs_its_contrast_beside_the_chance_level(options, logits_per_direction):
+    """A batch of 8: with within-modal negatives each anchor has 8 + 7 logits, without 8; at chance
+    (all logits equal) each direction's cross-entropy is ln(#logits)."""
+    from avlab.methods import DataSpec, ModelConfig, create_method
+    from avlab.methods.cmac import CMAC
+    from avlab.registry import TASKS
+
+    task = TASKS.get("sound-localisation")
+    method = create_method("cmac", DataSpec(task.name, dict(task.modalities), 16, 4), ModelConfig(embed_dim=8),
+                           CMAC.Config(**options))
+    g = torch.Generator().manual_seed(0)
+    batch = {"audio": torch.randn(8, 64, 40, generator=g), "image": torch.randn(8, 3, 32, 32, generator=g)}
+    _, logs = method.training_step(batch)
+    assert float(logs["contrast_chance"]) == pytest.approx(2 * math.log(logits_per_direction))

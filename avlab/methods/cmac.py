@@ -25,6 +25,7 @@ Baselines are configs of this code (``BASELINES``), plus the generic ``cid`` met
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -143,8 +144,12 @@ class CMAC(TwoStreamMethod):
                                             v_all=dist.gather(m["v"]), a_all=dist.gather(m["a"]),
                                             offset=dist.offset(len(m["v"])))
         contrast = l_va.mean() + l_av.mean()
+        # What the contrast is at chance (every logit equal): ln(#logits) per direction — so a curve
+        # sitting on it is visibly not learning (the audit of runs that did not localise).
+        n = len(m["v"]) if c.visual_pool == "audio_guided" else len(m["v"]) * dist.world_size()
+        chance = 2 * math.log(2 * n - 1 if c.within_modal_negatives else n)
         cons_v = attention_consistency(m["alpha_v"], m["beta_v"], c.distance, c.stop_grad_target)
         cons_a = attention_consistency(m["alpha_a"], m["beta_a"], c.distance, c.stop_grad_target)
         loss = contrast + c.spatial_consistency * cons_v + c.frequency_consistency * cons_a
-        return loss, {"loss": loss.detach(), "contrast": contrast.detach(), "consistency_v": cons_v.detach(),
-                      "consistency_a": cons_a.detach()}
+        return loss, {"loss": loss.detach(), "contrast": contrast.detach(), "contrast_chance": torch.tensor(chance, device=loss.device),
+                      "consistency_v": cons_v.detach(), "consistency_a": cons_a.detach()}

@@ -12,8 +12,10 @@ from avlab.tasks.protocol_table import protocol_table  # noqa: F401  (notebooks 
 
 
 # The loss terms the methods log (CID/CMPC: instance and prototype terms; ADC-SSL: the two
-# contrasts and the adversaries' cross-entropies); a curve is drawn for each one a run has.
-LOSS_KEYS = ("loss", "inst_v2f", "inst_f2v", "proto_v2f", "proto_f2v", "short", "long", "identity", "modality")
+# contrasts and the adversaries' cross-entropies; CMAC: its contrast beside that contrast's chance
+# level, and the consistency terms); a curve is drawn for each one a run has.
+LOSS_KEYS = ("loss", "inst_v2f", "inst_f2v", "proto_v2f", "proto_f2v", "short", "long", "identity", "modality",
+             "contrast", "contrast_chance", "consistency_v", "consistency_a")
 
 
 class LiveLossPlot:
