@@ -98,25 +98,27 @@ class MediaFiles:
             os.replace(tmp, path)
         return str(path)
 
-    def _cached(self, item, kind: str, encode) -> str:
-        if item.key is None:  # an upload: encoded for this answer only
+    def _cached(self, key: str | None, kind: str, encode) -> str:
+        if key is None:  # an upload: encoded for this answer only
             return encode()
-        if (item.key, kind) not in self._known:
-            self._known[item.key, kind] = encode()
-        return self._known[item.key, kind]
+        if (key, kind) not in self._known:
+            self._known[key, kind] = encode()
+        return self._known[key, kind]
 
-    def image(self, item) -> str | None:
-        """A PNG of the face the encoder saw."""
-        if item.face is None:
-            return None
+    def picture(self, rgb: np.ndarray, key: str | None, kind: str = "picture") -> str:
+        """A PNG of any RGB (or grey) uint8 array, encoded once per (test-clip ``key``, ``kind``)."""
         from PIL import Image
 
         def encode():
             buf = io.BytesIO()
-            Image.fromarray(np.ascontiguousarray(item.face)).save(buf, format="PNG")
+            Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
             return self._write(buf.getvalue(), ".png")
 
-        return self._cached(item, "face", encode)
+        return self._cached(key, kind, encode)
+
+    def image(self, item) -> str | None:
+        """A PNG of the face the encoder saw."""
+        return None if item.face is None else self.picture(item.face, item.key, "face")
 
     def audio(self, item, sample_rate: int) -> str | None:
         """A 16-bit WAV of the item's voice."""
@@ -129,4 +131,4 @@ class MediaFiles:
             sf.write(buf, np.clip(item.wave, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
             return self._write(buf.getvalue(), ".wav")
 
-        return self._cached(item, "voice", encode)
+        return self._cached(item.key, "voice", encode)

@@ -19,7 +19,6 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -306,7 +305,7 @@ class LipReadingTabs:
         @friendly
         def read_lips(test_clip, video):
             reading = reader.read(upload_paths(video)[0] if video else None, test_clip)
-            strip = files.image(SimpleNamespace(key=reading.key, face=roi_strip(reading.clip)))  # MediaFiles' item
+            strip = files.picture(roi_strip(reading.clip), reading.key, "mouth strip")
             return strip, reading.rows(), homophenes_markdown(reading), summary_markdown(reading, self.at_chance)
 
         with gr.Tab("Lip reading"):

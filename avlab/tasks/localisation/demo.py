@@ -21,7 +21,6 @@ import threading
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -363,11 +362,9 @@ class LocalisationTabs:
         def locate(test_clip, video):
             located = localiser.locate(upload_paths(video)[0] if video else None, test_clip)
 
-            def picture(kind: str, rgb: np.ndarray) -> str:  # MediaFiles keeps one picture per key: one per kind
-                return files.image(SimpleNamespace(key=located.key and f"{located.key}#{kind}", face=rgb))
-
-            return (picture("frame", heatmap_overlay(located.frame, located.maps["beta_v"], located.boxes)),
-                    picture("spectrogram", spectrogram_image(located, localiser.mel)), located.label(),
+            return (files.picture(heatmap_overlay(located.frame, located.maps["beta_v"], located.boxes), located.key,
+                                  "frame"),
+                    files.picture(spectrogram_image(located, localiser.mel), located.key, "spectrogram"), located.label(),
                     summary_markdown(located, localiser.mel, self.warnings, localiser.not_evaluated))
 
         with gr.Tab("Where is the sound?"):
