@@ -188,7 +188,7 @@ def index_dataset(root: str | os.PathLike, rescan: bool = False, workers: int = 
                 clips.append(Clip(r["path"], rel.parts[-3], rel.parts[-2], rel.stem, split_of(rel),
                                   r["n_frames"], r["fps"]))
     clips.sort(key=lambda c: c.path)
-    tmp = cache.with_suffix(".tmp")
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")  # per process: two jobs may index one root at once
     tmp.write_text(json.dumps({"root": str(root), "stamp": stamp, "clips": [asdict(c) for c in clips], "bad": bad}))
     os.replace(tmp, cache)
     return Index(str(root), clips, bad, checked)
@@ -302,7 +302,7 @@ def _write_cache(out: Path, index: Index, clips: list[Clip], size: int, frames_p
         raise ValueError(f"none of the {len(clips)} clips could be decoded"
                          + (f", e.g. {bad[0]['path']}: {bad[0]['reason']}" if bad else ""))
     warned = [{"path": r["path"], "notes": r["notes"]} for r in kept if r["notes"]]
-    tmp = out.with_name(out.stem + ".tmp.npz")
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.npz")  # per process: two jobs may build one cache at once
     np.savez(tmp, audio=np.concatenate([r["audio"] for r in kept]),
              offsets=np.concatenate([[0], np.cumsum([len(r["audio"]) for r in kept])]),
              frames=np.stack([r["frames"] for r in kept]), paths=np.array([r["path"] for r in kept]),
