@@ -184,26 +184,30 @@ def test_recorder_captures_attention_without_changing_the_output():
             pass
 
 
-def test_cmac_audio_guided_logits_equal_a_loop():
+@pytest.mark.parametrize("pool", ["audio_guided", "max"])
+def test_cmac_pair_logits_equal_a_loop(pool):
     from avlab.methods import ModelConfig, create_method
+    from avlab.methods.base import DataSpec
+    from avlab.methods.cmac import CMAC
     from avlab.registry import TASKS
 
     spec_task = TASKS.get("sound-localisation")
-    from avlab.methods.base import DataSpec
-
     m = create_method("cmac", DataSpec("sound-localisation", dict(spec_task.modalities), 8, 4), ModelConfig(embed_dim=8),
-                      None)
+                      CMAC.Config(visual_pool=pool))
     torch.manual_seed(0)
     V, a = torch.randn(3, 8, 2, 2), torch.randn(3, 8)
-    got = m.audio_guided_logits(V, a)
+    got = m.pair_logits(V, a)
     F = torch.nn.functional
     for i in range(3):
         for j in range(3):
             Vi = V[i].flatten(1)  # (D, N)
-            beta = torch.softmax(F.normalize(a[j], dim=0) @ F.normalize(Vi, dim=0) / m.cfg.attention_temperature, 0)
-            pooled = Vi @ beta
-            want = F.cosine_similarity(pooled, a[j], dim=0) / m.cfg.temperature
-            assert got[i, j].item() == pytest.approx(want.item(), rel=1e-4)
+            cos = F.normalize(a[j], dim=0) @ F.normalize(Vi, dim=0)  # (N,)
+            if pool == "max":  # the best-matching position's cosine
+                want = max(F.cosine_similarity(Vi[:, n], a[j], dim=0) for n in range(Vi.shape[1]))
+            else:
+                pooled = Vi @ torch.softmax(cos / m.cfg.attention_temperature, 0)
+                want = F.cosine_similarity(pooled, a[j], dim=0)
+            assert got[i, j].item() == pytest.approx(want.item() / m.cfg.temperature, rel=1e-4)
 
 
 def test_chance_and_oracle_sit_under_each_metrics_key():

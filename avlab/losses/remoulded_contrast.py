@@ -25,25 +25,26 @@ def remoulded_from_logits(cross: torch.Tensor, within: torch.Tensor | None, offs
 
 
 def remoulded_contrast(v: torch.Tensor, a: torch.Tensor, temperature: float = 0.07, within: bool = True,
-                       cross_logits: torch.Tensor | None = None, v_all: torch.Tensor | None = None,
-                       a_all: torch.Tensor | None = None, offset: int = 0):
+                       cross_logits=None, v_all: torch.Tensor | None = None, a_all: torch.Tensor | None = None,
+                       offset: int = 0):
     """(v→a, a→v) per-sample losses of paired embeddings (cosine similarities / temperature).
 
     ``v_all`` / ``a_all`` (N, D): the embeddings of every process (default: the local ones), with
-    the local rows at ``offset``. ``cross_logits`` (B, B) [i, j] = score(v_i, a_j) replaces the
-    cosine cross-modal logits when the pair score is not a dot product (e.g. audio-guided pooling
-    of the visual map); such scores exist for local pairs only, so the negatives are then local.
+    the local rows at ``offset``. ``cross_logits`` replaces the cosine cross-modal logits when the
+    pair score is not a dot product of the embeddings (e.g. the visual map pooled per pair): a pair
+    ``(va, av)`` of (B, N) logits — local v_i against every a_j, local a_i against every v_j — or
+    one local (B, B) tensor [i, j] = score(v_i, a_j), read both ways.
     """
-    if cross_logits is not None and (v_all is not None or a_all is not None):
-        raise ValueError("remoulded_contrast: cross_logits are local pair scores; gathered negatives need "
-                         "cosine cross-modal logits")
+    if isinstance(cross_logits, torch.Tensor):
+        cross_logits = (cross_logits, cross_logits.T)
     v, a = F.normalize(v, dim=1), F.normalize(a, dim=1)
     v_all = v if v_all is None else F.normalize(v_all, dim=1)
     a_all = a if a_all is None else F.normalize(a_all, dim=1)
-    if cross_logits is None:
-        cross_va, cross_av = v @ a_all.T / temperature, a @ v_all.T / temperature
-    else:
-        cross_va, cross_av = cross_logits, cross_logits.T
+    cross_va, cross_av = cross_logits or (v @ a_all.T / temperature, a @ v_all.T / temperature)
+    if cross_va.shape[1] != len(a_all) or cross_av.shape[1] != len(v_all):
+        raise ValueError(f"remoulded_contrast: cross logits have {cross_va.shape[1]} / {cross_av.shape[1]} columns "
+                         f"but there are {len(a_all)} / {len(v_all)} candidates (local pair scores need local "
+                         "negatives; gathered ones need logits against every process's batch)")
     wv = v @ v_all.T / temperature if within else None
     wa = a @ a_all.T / temperature if within else None
     return remoulded_from_logits(cross_va, wv, offset), remoulded_from_logits(cross_av, wa, offset)

@@ -7,7 +7,13 @@ each an option (``Config``, saved in the run's ``config.json``) with DESIGN's de
   gives A (D×F, pooled over time); both in the loss space (the encoder's linear layer, and the
   shared projection if any, applied at every position). Defaults ``resnet_tiny_map`` (8×8 of a
   64² frame) and ``resnet_tiny_freq`` (16 rows of 64 mels), unless ``--encoder`` names others;
-* clip embeddings v = mean_hw V, a = mean_f A (``visual_pool="mean"``);
+* clip embeddings v = mean_hw V, a = mean_f A; in the contrast's pair score (v_i, a_j) the visual side
+  is, by default, V_i's best-matching position (``visual_pool="max"``: cos(a_j, V_i,hw) maximised over
+  positions, EZ-VSL's multiple-instance score), or V_i pooled by β_v(a_j, V_i) (``audio_guided``), or
+  v_i (``mean``). DESIGN leaves this open; ``max`` is the default because it is the only one we
+  measured that localises: with ``mean`` nothing trains β_v toward the object (audit in README);
+* the visual encoder pads with ``visual_padding="replicate"`` (zero padding gives every map a border
+  code that β_v locked onto; DESIGN is silent);
 * α_v = softmax over H·W of a learned 1×1 scorer on V (vision alone);
   β_v = softmax over H·W of cos(a, V_hw)/τ_att (audio-guided target);
 * α_a = softmax over F of a learned scorer on A (audio alone);
@@ -16,12 +22,13 @@ each an option (``Config``, saved in the run's ``config.json``) with DESIGN's de
   ``frequency_consistency`` (1 each); ``stop_grad_target`` detaches β (off by default);
 * remoulded contrast: for (v_i, a_i) the denominator holds the cross-modal a_j and, with
   ``within_modal_negatives``, the within-modal v_j (j ≠ i); symmetric; temperature τ; under DDP
-  the j run over every process's batch (gathered with gradients, as CID) — except with
-  ``visual_pool="audio_guided"``, whose pair scores exist for local pairs only.
+  the j run over every process's batch (embeddings and, for per-pair pooling, visual maps gathered
+  with gradients, as CID).
 
 Baselines are configs of this code (``BASELINES``), plus the generic ``cid`` method:
 ``lvs`` (audio-guided attention only: the visual side of each pair pooled by β_v(a_j, V_i), no
-α, no consistency, no within-modal negatives), ``no_within`` and ``no_frequency``.
+α, no consistency, no within-modal negatives), ``no_within``, ``no_frequency``, ``no_consistency``
+and ``stop_grad_no_within`` (targets detached, cross-modal negatives only).
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ from avlab import dist
 from avlab.losses.attention_consistency import DISTANCES, attention_consistency
 from avlab.losses.remoulded_contrast import remoulded_contrast
 from avlab.methods.base import TwoStreamMethod, register_method
+from avlab.models.maps import set_padding
 from avlab.models.recorder import AttentionMap
 
 BASELINES = {
@@ -44,7 +52,11 @@ BASELINES = {
     "no_within": dict(within_modal_negatives=False),
     "no_frequency": dict(frequency_consistency=0.0),
     "no_consistency": dict(spatial_consistency=0.0, frequency_consistency=0.0),
+    "stop_grad_no_within": dict(stop_grad_target=True, within_modal_negatives=False),
 }
+
+
+POOLS = ("mean", "audio_guided", "max")
 
 
 def roles(spec) -> tuple[str, str]:
@@ -75,19 +87,21 @@ class CMAC(TwoStreamMethod):
         frequency_consistency: float = 1.0  # weight of distance(β_a‖α_a)
         distance: str = "kl"  # kl | reverse_kl | js | l2
         stop_grad_target: bool = False  # detach β in the consistency terms
-        visual_pool: str = "mean"  # mean | audio_guided (each pair's visual side pooled by β_v(a_j, V_i))
+        visual_pool: str = "max"  # the pair score's visual side: max (best position) | audio_guided | mean
+        visual_padding: str = "replicate"  # the visual encoder's convolution padding: zeros | replicate | reflect | circular
         image_encoder: str = "resnet_tiny_map"  # unless --encoder <image modality>=… says otherwise
         audio_encoder: str = "resnet_tiny_freq"
 
     def __init__(self, spec, model_cfg, cfg):
         if cfg.distance not in DISTANCES:
             raise ValueError(f"cmac: unknown distance {cfg.distance!r}; choose one of {DISTANCES}")
-        if cfg.visual_pool not in ("mean", "audio_guided"):
-            raise ValueError(f"cmac: visual_pool must be 'mean' or 'audio_guided', got {cfg.visual_pool!r}")
+        if cfg.visual_pool not in POOLS:
+            raise ValueError(f"cmac: visual_pool must be one of {POOLS}, got {cfg.visual_pool!r}")
         vis, aud = roles(spec)
         encoders = {vis: cfg.image_encoder, aud: cfg.audio_encoder, **model_cfg.encoders}
         super().__init__(spec, replace(model_cfg, encoders=encoders), cfg)
         self.vis, self.aud = vis, aud
+        set_padding(self.encoders[vis], cfg.visual_padding)
         d = self.out_dim
         self.scorer_v = nn.Conv2d(d, 1, 1)  # α_v's 1×1 scorer
         self.scorer_a = nn.Conv1d(d, 1, 1)  # α_a's scorer over frequency rows
@@ -123,12 +137,15 @@ class CMAC(TwoStreamMethod):
         return {f"emb.{self.vis}": m["v"], f"emb.{self.aud}": m["a"],
                 **{f"attn.{k}": m[k] for k in ("alpha_v", "beta_v", "alpha_a", "beta_a")}}
 
-    def audio_guided_logits(self, V: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """(B, B) [i, j] = cos(pool_{β_v(a_j, V_i)} V_i, a_j)/τ: each pair's visual side pooled where
-        that pair's sound points (the LVS-like baseline's pair score)."""
-        Vf = F.normalize(V.flatten(2), dim=1)  # (B, D, N)
+    def pair_logits(self, V: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """(Bv, Ba) [i, j] = score(V_i, a_j)/τ where the visual side is pooled per pair: ``audio_guided``
+        pools V_i by β_v(a_j, V_i) (the LVS-like score), ``max`` takes the best position's cosine
+        (EZ-VSL's multiple-instance score: only where the sound matches best has to match)."""
         an = F.normalize(a, dim=1)
-        beta = torch.softmax(torch.einsum("jd,idn->ijn", an, Vf) / self.cfg.attention_temperature, dim=-1)
+        cos = torch.einsum("jd,idn->ijn", an, F.normalize(V.flatten(2), dim=1))  # (B, B, H·W)
+        if self.cfg.visual_pool == "max":
+            return cos.amax(-1) / self.cfg.temperature
+        beta = torch.softmax(cos / self.cfg.attention_temperature, dim=-1)
         pooled = torch.einsum("ijn,idn->ijd", beta, V.flatten(2))
         return (F.normalize(pooled, dim=-1) * an[None]).sum(-1) / self.cfg.temperature
 
@@ -136,17 +153,18 @@ class CMAC(TwoStreamMethod):
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
         c = self.cfg
         m = self.maps(batch)
-        if c.visual_pool == "audio_guided":  # pair scores pool each visual map by its pair's sound: local pairs
-            l_va, l_av = remoulded_contrast(m["v"], m["a"], c.temperature, c.within_modal_negatives,
-                                            self.audio_guided_logits(m["V"], m["a"]))
-        else:  # negatives from every process (the embeddings gathered with their gradients)
-            l_va, l_av = remoulded_contrast(m["v"], m["a"], c.temperature, c.within_modal_negatives,
-                                            v_all=dist.gather(m["v"]), a_all=dist.gather(m["a"]),
-                                            offset=dist.offset(len(m["v"])))
+        # Negatives from every process: the embeddings (and, for per-pair pooling, the maps) gathered
+        # with their gradients, so N processes train as one on the global batch.
+        v_all, a_all = dist.gather(m["v"]), dist.gather(m["a"])
+        cross = None
+        if c.visual_pool != "mean":  # each pair pools the visual map by its own sound
+            cross = (self.pair_logits(m["V"], a_all), self.pair_logits(dist.gather(m["V"]), m["a"]).T)
+        l_va, l_av = remoulded_contrast(m["v"], m["a"], c.temperature, c.within_modal_negatives, cross,
+                                        v_all=v_all, a_all=a_all, offset=dist.offset(len(m["v"])))
         contrast = l_va.mean() + l_av.mean()
         # What the contrast is at chance (every logit equal): ln(#logits) per direction — so a curve
         # sitting on it is visibly not learning (the audit of runs that did not localise).
-        n = len(m["v"]) if c.visual_pool == "audio_guided" else len(m["v"]) * dist.world_size()
+        n = len(a_all)
         chance = 2 * math.log(2 * n - 1 if c.within_modal_negatives else n)
         cons_v = attention_consistency(m["alpha_v"], m["beta_v"], c.distance, c.stop_grad_target)
         cons_a = attention_consistency(m["alpha_a"], m["beta_a"], c.distance, c.stop_grad_target)
