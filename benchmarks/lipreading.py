@@ -61,24 +61,11 @@ METRICS = ("frozen/top1", "finetune/top1", "lowshot_1pct/top1", "lowshot_10pct/t
 
 
 def table(rows: list[dict]) -> dict:
-    """Per variant, in the order they ran: each metric over seeds (mean, sd, 95 % t-interval) and,
-    for every other variant, its difference from ADC-SSL paired by seed over the seeds both have (the
-    claims: ADC-SSL reads words better than the baselines; its adversaries lower identity leakage)."""
-    from avlab.eval.seeds import paired_differences, seed_interval
+    """Each variant's metrics over seeds and its difference from ADC-SSL paired by seed (the claims:
+    ADC-SSL reads words better than the baselines; its adversaries lower identity leakage)."""
+    from avlab.eval.seeds import seed_table
 
-    by_variant = {}
-    for r in rows:
-        by_variant.setdefault(r["variant"], []).append(r)
-    reference = {r["seed"]: r for r in by_variant.get("adc-ssl", [])}
-    out = {}
-    for name, runs in by_variant.items():
-        runs = sorted(runs, key=lambda r: r["seed"])
-        out[name] = {m: seed_interval([r[m] for r in runs]) for m in METRICS
-                     if all(r.get(m) is not None for r in runs)}
-        paired = [r for r in runs if r["seed"] in reference]  # the seeds both have
-        if name != "adc-ssl" and paired:
-            out[name]["minus_adc_ssl"] = paired_differences(paired, [reference[r["seed"]] for r in paired], METRICS)
-    return out
+    return seed_table(rows, METRICS, reference="adc-ssl")
 
 
 def main(argv=None) -> dict:

@@ -129,3 +129,21 @@ def test_lipreading_benchmark_runs_and_writes_its_table(tiny_lip_words, tmp_path
     assert set(summary["table"]) == {"random-init", "adc-ssl"} and "frozen/top1" in summary["table"]["adc-ssl"]
     written = json.loads((tmp_path / "summary.json").read_text())["table"]
     assert json.dumps(written) == json.dumps(summary["table"])  # (one seed: NaN intervals, equal only as text)
+
+
+def localisation_module():
+    spec = importlib.util.spec_from_file_location("localisation_bench", ROOT / "benchmarks" / "localisation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_localisation_benchmark_runs_and_writes_its_table(tiny_sounding_objects, tmp_path):
+    m = localisation_module()
+    summary = m.main(["--data", str(tiny_sounding_objects), "--out", str(tmp_path), "--variants", "cmac", "cid",
+                      "--epochs", "1", "--batch-size", "8", "--threads", "1"])
+    assert [r["variant"] for r in summary["rows"]] == ["cmac", "cid"]
+    assert json.loads((tmp_path / "cmac-seed0" / "config.json").read_text())["task_args"] == {"augment": False}
+    assert summary["chance"]["localisation/centre_prior/auc"] > 0 and "localisation/beta_v/auc" in summary["table"]["cmac"]
+    diff = summary["table"]["cid"]["minus_cmac"]["probe/linear/audio"]["per_seed"][0]
+    assert diff == pytest.approx(summary["rows"][1]["probe/linear/audio"] - summary["rows"][0]["probe/linear/audio"], abs=1e-4)
