@@ -82,6 +82,31 @@ def test_main_job_lip_reading_stage_trains_evaluates_and_reports(tiny_lip_words,
     assert "main job done" in printed and str(run) in printed
 
 
+def test_main_job_localisation_stage_trains_shows_attention_and_reports(tiny_sounding_objects, tmp_path, capsys,
+                                                                        monkeypatch):
+    """`avlab run-main --tasks sound-localisation`: notebook 01 trains and evaluates CMAC with the
+    stage's recipe, 08 draws its attention maps, 04 reports it; the printed table puts cIoU beside
+    the centre prior and the oracle. (The tiny set takes a smaller batch than the quick set's 32.)"""
+    import json
+
+    import avlab.cli
+
+    monkeypatch.setattr(avlab.cli, "LOC_JOB", {**avlab.cli.LOC_JOB, "epochs": 1, "batch_size": 8})
+    out = tmp_path / "main"
+    assert cli(["run-main", "--tasks", "sound-localisation", "--loc-data", str(tiny_sounding_objects), "--out",
+                str(out), "--workers", "1"]) == 0
+    stage = out / "sound-localisation"
+    run = stage / "cmac"
+    for name in ("01_train.html", "eval.json", "attention.npz", "model.safetensors"):
+        assert (run / name).exists(), name
+    assert (stage / "08_attention.html").exists() and list((stage / "attention").glob("overlay_*.png"))
+    assert (stage / "04_report.html").exists()
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["method"] == "cmac" and cfg["lr"] == 5e-3 and cfg["task_args"] == {"augment": False}
+    printed = capsys.readouterr().out
+    assert "sound localisation" in printed and "localisation/beta_v/auc" in printed and "oracle" in printed
+
+
 @pytest.mark.parametrize("fixture", ["tiny_lip_words", "tiny_sounding_objects"])
 def test_scan_covers_the_lrw_and_vggsound_layouts(fixture, request, tmp_path, capsys):
     """`avlab scan` decode-checks every clip of a lip-words (LRW) or sounding-objects (VGGSound)
