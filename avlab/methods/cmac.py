@@ -10,8 +10,8 @@ each an option (``Config``, saved in the run's ``config.json``) with DESIGN's de
 * clip embeddings v = mean_hw V, a = mean_f A; in the contrast's pair score (v_i, a_j) the visual side
   is, by default, V_i's best-matching position (``visual_pool="max"``: cos(a_j, V_i,hw) maximised over
   positions, EZ-VSL's multiple-instance score), or V_i pooled by β_v(a_j, V_i) (``audio_guided``), or
-  v_i (``mean``). DESIGN leaves this open; ``max`` is the default because it is the only one we
-  measured that localises: with ``mean`` nothing trains β_v toward the object (audit in README);
+  v_i (``mean``). DESIGN leaves this open; with ``mean`` nothing trains β_v toward the object (no
+  run of ours localised with it; audit in README), per-pair pooling does, and ``max`` is the cheaper;
 * the visual encoder pads with ``visual_padding="replicate"`` (zero padding gives every map a border
   code that β_v locked onto; DESIGN is silent);
 * α_v = softmax over H·W of a learned 1×1 scorer on V (vision alone);
@@ -142,7 +142,7 @@ class CMAC(TwoStreamMethod):
         pools V_i by β_v(a_j, V_i) (the LVS-like score), ``max`` takes the best position's cosine
         (EZ-VSL's multiple-instance score: only where the sound matches best has to match)."""
         an = F.normalize(a, dim=1)
-        cos = torch.einsum("jd,idn->ijn", an, F.normalize(V.flatten(2), dim=1))  # (B, B, H·W)
+        cos = torch.einsum("jd,idn->ijn", an, F.normalize(V.flatten(2), dim=1))  # (Bv, Ba, H·W)
         if self.cfg.visual_pool == "max":
             return cos.amax(-1) / self.cfg.temperature
         beta = torch.softmax(cos / self.cfg.attention_temperature, dim=-1)
