@@ -28,7 +28,7 @@ each an option (``Config``, saved in the run's ``config.json``) with DESIGN's de
 Baselines are configs of this code (``BASELINES``), plus the generic ``cid`` method:
 ``lvs`` (audio-guided attention only: the visual side of each pair pooled by β_v(a_j, V_i), no
 α, no consistency, no within-modal negatives), ``no_within``, ``no_frequency``, ``no_consistency``
-and ``stop_grad_no_within`` (targets detached, cross-modal negatives only).
+``stop_grad`` (targets detached) and ``stop_grad_no_within`` (and cross-modal negatives only).
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ BASELINES = {
     "no_within": dict(within_modal_negatives=False),
     "no_frequency": dict(frequency_consistency=0.0),
     "no_consistency": dict(spatial_consistency=0.0, frequency_consistency=0.0),
+    "stop_grad": dict(stop_grad_target=True),
     "stop_grad_no_within": dict(stop_grad_target=True, within_modal_negatives=False),
 }
 
