@@ -298,17 +298,19 @@ def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, pro
 MAIN_JOB = {"epochs": 20, "val_every": 5, "face_size": 32, "task_options": {"crop_seconds": 1.0, "n_mels": 40}}
 
 
-def check_quick_set(data: Path) -> None:
-    """Refuse a talking-faces set generated with an older quick profile (its numbers would not be the
+def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
+    """Refuse a synthetic set generated with an older quick profile (its numbers would not be the
     main job's); nothing is deleted."""
     from dataclasses import asdict
 
+    from avlab.data.synth.sounding_objects import SoundingObjectsConfig
     from avlab.data.synth.talking_faces import TalkingFacesConfig
 
     stamp = data / "synth_config.json"
     if not stamp.exists():
         return  # the user's own data
-    have, want = json.loads(stamp.read_text()), asdict(TalkingFacesConfig.from_profile("quick"))
+    profile = {"talking-faces": TalkingFacesConfig, "sounding-objects": SoundingObjectsConfig}[benchmark]
+    have, want = json.loads(stamp.read_text()), json.loads(json.dumps(asdict(profile.from_profile("quick"))))
     differs = {k: f"{have.get(k)} (now {v})" for k, v in want.items() if have.get(k) != v}
     if differs:
         raise ValueError(f"{data} holds a quick set from an older profile ({differs}); move it away (or pass "
@@ -383,6 +385,7 @@ LOC_JOB = {"epochs": 20, "lr": 5e-3, "batch_size": 32, "task_options": {"augment
 def _localisation_stage(args, out: Path, execute) -> list[str]:
     """Quick sounding-objects set → CMAC trained and evaluated (01) → attention views (08) → report (04)."""
     data = ensure_profile_set(Path(args.loc_data), "quick", args.workers, benchmark="sounding-objects").resolve()
+    check_quick_set(data, "sounding-objects")
     run = out / "cmac"
     print(f"training and evaluating cmac on sounding-objects ({LOC_JOB['epochs']} epochs, {LOC_JOB['method_options']}) …")
     execute("01_train", run, {"method": "cmac", "data_dir": str(data), "benchmark": "sounding-objects",
@@ -390,7 +393,9 @@ def _localisation_stage(args, out: Path, execute) -> list[str]:
                               "batch_size": LOC_JOB["batch_size"], "seed": args.seed, "workers": 0,
                               "val_every": 0, "task_options": LOC_JOB["task_options"],
                               "method_options": LOC_JOB["method_options"]})
-    attention = execute("08_attention", out, {"runs": [str(run)], "out_dir": str(out / "attention")})
+    annotated = json.loads((run / "eval.json").read_text()).get("n_annotated", 0)
+    attention = (execute("08_attention", out, {"runs": [str(run)], "out_dir": str(out / "attention")}) if annotated
+                 else "skipped: no test clip has a box (no vggss.json), so there is no localisation to draw")
     report = execute("04_report", out, {"runs": [str(run)], "out_dir": str(out)})
     _print_table("sound localisation · where β_v (the sound-guided map) and α_v (vision alone) put the sound on "
                  "the test frames (cIoU@0.5 and AUC, 95 % interval over clips), frequency grounding and class probes, "

@@ -19,7 +19,7 @@ import torch
 from avlab.methods.base import DataSpec, ModalitySpec, ModelConfig, create_method
 from avlab.registry import METHODS, TASKS
 
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3  # 3: CMAC's defaults changed (runs before keep theirs: migrate_config)
 
 
 @dataclass
@@ -105,10 +105,21 @@ _V1_TASK_KEYS = ("face_size", "crop_seconds", "n_mels", "augment")  # voice-face
 
 
 def migrate_config(d: dict) -> dict:
-    """A config.json of any earlier version, in today's shape (v1 runs were all voice-face)."""
+    """A config.json of any earlier version, in today's shape."""
     d = dict(d)
-    if d.get("config_version", 1) >= CONFIG_VERSION:
-        return d
+    version = d.get("config_version", 1)
+    if version < 2:
+        d = _v1_to_v2(d)
+    if version < 3 and d.get("method") == "cmac":
+        # v3 changed CMAC's defaults (max pooling in the pair score, replicate padding); a run
+        # written before keeps the recipe it was trained with (its config stored only given options).
+        d["method_args"] = {"visual_pool": "mean", "visual_padding": "zeros", **d.get("method_args", {})}
+    d["config_version"] = CONFIG_VERSION
+    return d
+
+
+def _v1_to_v2(d: dict) -> dict:
+    """v1 runs were all voice-face, with the task's options and encoder names at the top."""
     d["task"] = d.get("task") or "voice-face"
     d["task_args"] = {**{k: d.pop(k) for k in _V1_TASK_KEYS if k in d}, **d.get("task_args", {})}
     model = dict(d.get("model", {}))
@@ -117,7 +128,6 @@ def migrate_config(d: dict) -> dict:
     if "spec" not in d and "n_train_clips" in d:
         d["spec"] = DataSpec("voice-face", {"voice": ModalitySpec("spectrogram", 1), "face": ModalitySpec("image", 3)},
                              d["n_train_clips"], d.get("n_train_identities", 0)).to_json()
-    d["config_version"] = CONFIG_VERSION
     return d
 
 

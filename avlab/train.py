@@ -36,7 +36,8 @@ from avlab.data.loader import make_loader
 from avlab.data.manifest import detect_task
 from avlab.device import resolve_device, to_device
 from avlab.registry import TASKS
-from avlab.runs import TrainConfig, build_method, default_threads, git_commit, migrate_state_dict, read_metrics
+from avlab.runs import (CONFIG_VERSION, TrainConfig, build_method, default_threads, git_commit, migrate_state_dict,
+                        read_metrics)
 
 __all__ = ["TrainConfig", "train", "build", "lr_at", "read_metrics", "resolve_task"]
 
@@ -148,7 +149,7 @@ class _Logs:
 
 def _write_new_run(run: Path, cfg: TrainConfig, ds, spec) -> None:
     (run / "config.json").write_text(json.dumps({
-        **cfg.to_json(), "config_version": 2, "spec": spec.to_json(), "git_commit": git_commit(),
+        **cfg.to_json(), "config_version": CONFIG_VERSION, "spec": spec.to_json(), "git_commit": git_commit(),
         "n_train_clips": len(ds), "n_train_identities": spec.n_classes, "torch": torch.__version__,
         "machine": f"{platform.machine()} {os.cpu_count()} cores"}, indent=1))
     (run / "train_clips.json").write_text(json.dumps(ds.sample_names()))

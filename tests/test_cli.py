@@ -92,6 +92,7 @@ def test_main_job_localisation_stage_trains_shows_attention_and_reports(tiny_sou
     import avlab.cli
 
     monkeypatch.setattr(avlab.cli, "LOC_JOB", {**avlab.cli.LOC_JOB, "epochs": 1, "batch_size": 8})
+    monkeypatch.setattr(avlab.cli, "check_quick_set", lambda data, benchmark: None)  # the tiny set is not quick
     out = tmp_path / "main"
     assert cli(["run-main", "--tasks", "sound-localisation", "--loc-data", str(tiny_sounding_objects), "--out",
                 str(out), "--workers", "1"]) == 0

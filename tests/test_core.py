@@ -121,6 +121,20 @@ def test_a_run_folder_of_the_first_version_still_loads(tiny_cmpc_run, tmp_path):
     assert all(torch.equal(v, new[k]) for k, v in method_old.state_dict().items())
 
 
+def test_a_cmac_run_written_before_its_defaults_changed_keeps_its_recipe():
+    """v2 CMAC configs stored only the options given; v3's defaults (max pooling, replicate padding)
+    must not silently change how such a run is rebuilt — while options it did give stay."""
+    from avlab.runs import CONFIG_VERSION, migrate_config
+
+    old = {"config_version": 2, "method": "cmac", "method_args": {"visual_pool": "audio_guided"}}
+    assert migrate_config(old)["method_args"] == {"visual_pool": "audio_guided", "visual_padding": "zeros"}
+    assert migrate_config({"config_version": 2, "method": "cmac"})["method_args"] == {
+        "visual_pool": "mean", "visual_padding": "zeros"}
+    new = {"config_version": CONFIG_VERSION, "method": "cmac", "method_args": {}}
+    assert migrate_config(new)["method_args"] == {}  # today's runs take today's defaults
+    assert "method_args" not in migrate_config({"config_version": 2, "method": "cid"})
+
+
 def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():

@@ -244,6 +244,9 @@ def test_remoulded_contrast_with_gathered_negatives_is_the_loop_over_every_proce
     assert l_va.tolist() == pytest.approx(want_va[3:], rel=1e-5) and l_av.tolist() == pytest.approx(want_av[3:], rel=1e-5)
     with pytest.raises(ValueError, match="local pair scores"):
         remoulded_contrast(v_all[3:], a_all[3:], 0.5, within, cross_logits=torch.zeros(3, 3), v_all=v_all)
+    gathered_rows = (torch.zeros(6, 6), torch.zeros(6, 6))  # every process's anchors, not this one's
+    with pytest.raises(ValueError, match=r"expected \(3, 6\)"):
+        remoulded_contrast(v_all[3:], a_all[3:], 0.5, within, gathered_rows, v_all=v_all, a_all=a_all, offset=3)
 
 
 @pytest.mark.parametrize("options, logits_per_direction", [({}, 15), ({"within_modal_negatives": False}, 8)])

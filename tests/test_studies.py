@@ -99,6 +99,20 @@ def test_the_main_job_refuses_a_quick_set_of_an_older_profile(tmp_path):
         check_quick_set(tmp_path)
 
 
+def test_the_localisation_stage_refuses_a_sounding_objects_set_of_an_older_quick_profile(tmp_path):
+    from dataclasses import asdict
+
+    from avlab.cli import check_quick_set
+    from avlab.data.synth.sounding_objects import SoundingObjectsConfig
+
+    current = asdict(SoundingObjectsConfig.from_profile("quick"))  # snr_db a tuple here, a list in JSON
+    (tmp_path / "synth_config.json").write_text(json.dumps({"benchmark": "sounding-objects", **current}))
+    check_quick_set(tmp_path, "sounding-objects")
+    (tmp_path / "synth_config.json").write_text(json.dumps({**current, "clips_per_class": 32}))
+    with pytest.raises(ValueError, match=r"'clips_per_class': '32 \(now 160\)'.*nothing was deleted"):
+        check_quick_set(tmp_path, "sounding-objects")
+
+
 def lipreading_module():
     spec = importlib.util.spec_from_file_location("lipreading_bench", ROOT / "benchmarks" / "lipreading.py")
     module = importlib.util.module_from_spec(spec)

@@ -195,7 +195,7 @@ def build_cache(root: str | os.PathLike, clips: list[LipClip], roi_size: int, wo
     if not kept:
         raise ValueError(f"none of the {len(clips)} clips under {root} could be decoded"
                          + (f", e.g. {bad[0]['path']}: {bad[0]['reason']}" if bad else ""))
-    tmp = out.with_name(out.stem + ".tmp.npz")
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.npz")  # per process: two jobs may build one cache at once
     np.savez(tmp, frames=np.stack([r["frames"] for r in kept]), audio=np.stack([r["audio"] for r in kept]),
              paths=np.array([r["path"] for r in kept]), bad=np.array(json.dumps(bad)))
     os.replace(tmp, out)

@@ -41,10 +41,12 @@ def remoulded_contrast(v: torch.Tensor, a: torch.Tensor, temperature: float = 0.
     v_all = v if v_all is None else F.normalize(v_all, dim=1)
     a_all = a if a_all is None else F.normalize(a_all, dim=1)
     cross_va, cross_av = cross_logits or (v @ a_all.T / temperature, a @ v_all.T / temperature)
-    if cross_va.shape[1] != len(a_all) or cross_av.shape[1] != len(v_all):
-        raise ValueError(f"remoulded_contrast: cross logits have {cross_va.shape[1]} / {cross_av.shape[1]} columns "
-                         f"but there are {len(a_all)} / {len(v_all)} candidates (local pair scores need local "
-                         "negatives; gathered ones need logits against every process's batch)")
+    want_va, want_av = (len(v), len(a_all)), (len(a), len(v_all))
+    if tuple(cross_va.shape) != want_va or tuple(cross_av.shape) != want_av or offset + len(v) > len(a_all):
+        raise ValueError(f"remoulded_contrast: cross logits are {tuple(cross_va.shape)} / {tuple(cross_av.shape)}, "
+                         f"expected {want_va} / {want_av} — local anchors against every candidate, the local rows "
+                         f"at offset {offset} (local pair scores need local negatives; gathered ones need logits "
+                         "against every process's batch)")
     wv = v @ v_all.T / temperature if within else None
     wa = a @ a_all.T / temperature if within else None
     return remoulded_from_logits(cross_va, wv, offset), remoulded_from_logits(cross_av, wa, offset)
