@@ -24,7 +24,7 @@ import numpy as np
 
 from avlab.eval.run_eval import evaluate_run
 from avlab.runs import TrainConfig, task_of
-from avlab.train import train
+from avlab.train import train_unless_done
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,7 @@ def _headline(run: Path, data: str, progress: bool) -> tuple[str, dict]:
 
 def _stage(base: TrainConfig, out: Path, progress: bool, **changes) -> Path:
     """Train one supervised stage into ``out`` (resumed or skipped when already there)."""
-    if not (out / "model.safetensors").exists():
-        cfg = replace(base, method="supervised", method_args={}, out=str(out), **changes)
-        train(cfg, resume=(out / "checkpoint.safetensors").exists(), progress=progress)
-    return out
+    return train_unless_done(replace(base, method="supervised", method_args={}, out=str(out), **changes), progress)
 
 
 def run_lowshot(pretrained: dict[str, str], data: str, out: str | Path, fractions=(0.01, 0.05, 0.1), seeds=(0,),

@@ -183,6 +183,15 @@ def _stepper(method, device: torch.device):
                                    find_unused_parameters=getattr(method, "ddp_unused_parameters", False))
 
 
+def train_unless_done(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Train ``cfg`` unless its run has finished (``model.safetensors`` there), resuming from its
+    checkpoint when one is there: what a sweep or benchmark calls so an interrupted one picks up."""
+    run = Path(cfg.out)
+    if not (run / "model.safetensors").exists():
+        train(cfg, resume=(run / "checkpoint.safetensors").exists(), progress=progress)
+    return run
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
           on_epoch: Callable[[dict], None] | None = None, stop_after_steps: int | None = None) -> Path:
     """Train ``cfg`` into ``cfg.out``; ``resume`` continues from its checkpoint.

@@ -37,7 +37,7 @@ from avlab.eval.run_eval import evaluate_run
 from avlab.eval.seeds import seed_interval as interval
 from avlab.eval.tree import flatten
 from avlab.runs import ModelConfig
-from avlab.train import TrainConfig, read_metrics, train
+from avlab.train import TrainConfig, read_metrics, train_unless_done
 
 METRICS = ["verification/U/auc", "verification/G/auc", "matching_1to2/v2f/U", "matching_1to2/f2v/U",
            "retrieval_map/v2f"]
@@ -74,8 +74,7 @@ def run_one(name: str, setting: dict, epochs: int, seed: int, args) -> dict:
                       batch_size=args.batch_size, seed=seed, workers=args.workers, model=model,
                       task_args={**json.loads(args.task_args), **setting.get("task_args", {})},
                       method_args=dict(setting.get("method_args", {})), **setting.get("loop", {}))
-    if not (out / "model.safetensors").exists():
-        train(cfg, resume=(out / "checkpoint.safetensors").exists(), progress=not args.quiet)
+    train_unless_done(cfg, progress=not args.quiet)
     done = out / "eval.json"
     result = json.loads(done.read_text()) if done.exists() else evaluate_run(out, progress=not args.quiet)
     row = {"run": str(out), "metrics": flatten(result["metrics"]["unseen_unheard"]),

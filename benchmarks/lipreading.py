@@ -33,7 +33,7 @@ VARIANTS = {
 def run_variant(name: str, data: str, out: Path, args) -> dict:
     from avlab.runs import TrainConfig
     from avlab.eval.run_eval import evaluate_run
-    from avlab.train import train
+    from avlab.train import train_unless_done
 
     method, options = VARIANTS[name]
     run = out / f"{name.replace('/', '-')}-seed{args.seed}"
@@ -42,8 +42,7 @@ def run_variant(name: str, data: str, out: Path, args) -> dict:
                       threads=args.threads, device=args.device, method_args=options, val_every=args.val_every,
                       task_args={"roi_size": args.roi_size, "crop_size": args.crop_size})
     t0 = time.time()
-    if not (run / "model.safetensors").exists():
-        train(cfg, resume=(run / "checkpoint.safetensors").exists(), progress=False)
+    train_unless_done(cfg, progress=False)
     t1 = time.time()
     res = evaluate_run(run, progress=False, device=args.device,
                        finetune_epochs=0 if name == "random-init" else args.finetune_epochs)

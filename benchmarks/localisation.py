@@ -29,16 +29,15 @@ def run_variant(name: str, data: str, out: Path, args) -> dict:
     from avlab.eval.run_eval import evaluate_run
     from avlab.eval.tree import flatten
     from avlab.runs import TrainConfig
-    from avlab.train import train
+    from avlab.train import train_unless_done
 
     method, options = VARIANTS[name]
     run = out / f"{name}-seed{args.seed}"
     t0 = time.time()
-    if not (run / "model.safetensors").exists():
-        cfg = TrainConfig(method=method, data=data, out=str(run), epochs=args.epochs, batch_size=args.batch_size,
-                          lr=args.lr, seed=args.seed, workers=args.workers, threads=args.threads, device=args.device,
-                          val_every=0, method_args=dict(options), task_args=json.loads(args.task_args))
-        train(cfg, resume=(run / "checkpoint.safetensors").exists(), progress=False)
+    train_unless_done(TrainConfig(method=method, data=data, out=str(run), epochs=args.epochs, batch_size=args.batch_size,
+                                  lr=args.lr, seed=args.seed, workers=args.workers, threads=args.threads,
+                                  device=args.device, val_every=0, method_args=dict(options),
+                                  task_args=json.loads(args.task_args)), progress=False)
     t1 = time.time()
     result = evaluate_run(run, progress=False, device=args.device)
     test = flatten(result["metrics"]["test"])

@@ -20,7 +20,7 @@ import numpy as np
 from avlab.cli import ensure_profile_set
 from avlab.eval.run_eval import evaluate_run
 from avlab.eval.tree import flatten
-from avlab.train import TrainConfig, read_metrics, train
+from avlab.train import TrainConfig, read_metrics, train_unless_done
 
 METRICS = ["verification/U/auc", "verification/G/auc", "matching_1to2/v2f/U", "matching_1to2/v2f/G",
            "matching_1to2/f2v/U", "matching_1to2/f2v/G", "retrieval_map/v2f", "retrieval_map/f2v"]
@@ -33,8 +33,7 @@ def run_one(method: str, seed: int, args) -> dict:
         method_args = {"cluster_warmup_epochs": max(1, args.epochs // 3), "cluster_every": 2}
     cfg = TrainConfig(method=method, data=args.data, out=str(out), epochs=args.epochs, batch_size=args.batch_size,
                       seed=seed, method_args=method_args)
-    if not (out / "model.safetensors").exists():
-        train(cfg, resume=(out / "checkpoint.safetensors").exists(), progress=not args.quiet)
+    train_unless_done(cfg, progress=not args.quiet)
     result = json.loads((out / "eval.json").read_text()) if (out / "eval.json").exists() else \
         evaluate_run(out, progress=not args.quiet)
     speed = [m["clips_per_s"] for m in read_metrics(out)[1:]] or [m["clips_per_s"] for m in read_metrics(out)]

@@ -158,7 +158,9 @@ class CMAC(TwoStreamMethod):
         # with their gradients, so N processes train as one on the global batch.
         v_all, a_all = dist.gather(m["v"]), dist.gather(m["a"])
         cross = None
-        if c.visual_pool != "mean":  # each pair pools the visual map by its own sound
+        if c.visual_pool != "mean" and dist.world_size() == 1:  # each pair pools the visual map by its own sound
+            cross = self.pair_logits(m["V"], m["a"])  # one (B, B) matrix, read both ways
+        elif c.visual_pool != "mean":  # local anchors against every process's candidates, both ways
             cross = (self.pair_logits(m["V"], a_all), self.pair_logits(dist.gather(m["V"]), m["a"]).T)
         l_va, l_av = remoulded_contrast(m["v"], m["a"], c.temperature, c.within_modal_negatives, cross,
                                         v_all=v_all, a_all=a_all, offset=dist.offset(len(m["v"])))
