@@ -267,7 +267,9 @@ def move_points(fig, points: pd.DataFrame, color_by: str = "identity", line_iden
     with fig.batch_update():
         for trace, src in zip(fig.data, new.data):
             trace.x, trace.y = src.x, src.y
-        fig.layout.title.text = new.layout.title.text
+    # after the batch, not inside it: plotly applies a batch's layout edits before its trace edits,
+    # so a title that no longer says "preview" would otherwise be seen while the points still had not moved
+    fig.layout.title.text = new.layout.title.text
     return True
 
 
