@@ -103,7 +103,7 @@ def test_main_job_localisation_stage_trains_shows_attention_and_reports(tiny_sou
     assert (stage / "08_attention.html").exists() and list((stage / "attention").glob("overlay_*.png"))
     assert (stage / "04_report.html").exists()
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["method"] == "cmac" and cfg["lr"] == 5e-3 and cfg["task_args"] == {"augment": False}
+    assert cfg["method"] == "cmac" and cfg["lr"] == 5e-3 and cfg["task_args"] == avlab.cli.LOC_JOB["task_options"]
     assert cfg["method_args"]["stop_grad_target"] is True and cfg["method_args"]["within_modal_negatives"] is False
     printed = capsys.readouterr().out
     assert "sound localisation" in printed and "localisation/beta_v/auc" in printed and "oracle" in printed

@@ -22,7 +22,7 @@ import numpy as np
 
 from avlab.eval.localisation import box_prior_map, clip_ciou, summary
 
-GRIDS = (4, 8, 16)
+GRIDS = (4, 6, 8, 12, 16)  # the maps of stride-8 encoders on 32², 48², 64², 96², 128² frames
 
 
 def image_class_ceiling(classes: int, max_distractors: int, offscreen: float) -> float:
