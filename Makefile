@@ -21,7 +21,7 @@ help:
 	@echo "make run   - set up .venv if needed, generate the quick synthetic set, run the main job"
 	@echo "             (TORCH=auto|cpu|cuda picks the torch build set-up installs; see README)"
 	@echo "make test  - set up .venv if needed, run the whole test suite"
-	@echo "make run-localisation - the sound-localisation stage (CMAC on sounding-objects, ~3 min)"
+	@echo "make run-localisation - the sound-localisation stage (CMAC on sounding-objects, ~4 min)"
 	@echo "make lab   - JupyterLab on notebooks/ with the avlab kernel"
 	@echo "make demo  - Gradio demo of the newest run on http://127.0.0.1:7860 (trains a quick one if none)"
 
@@ -40,7 +40,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/avlab run-main --data $(DATA) --lip-data $(LIP_DATA) --out $(RUN) --workers $(WORKERS)
 
-# The sound-localisation stage (CMAC on the quick sounding-objects set, ~3 min on 2 cores), apart
+# The sound-localisation stage (CMAC on the quick sounding-objects set, ~4 min on 2 cores), apart
 # from `make run` so that the main job stays under 10 minutes.
 run-localisation: $(STAMP)
 	$(VENV)/bin/avlab run-main --tasks sound-localisation --loc-data $(LOC_DATA) --out $(RUN) --workers $(WORKERS)

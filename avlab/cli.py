@@ -313,8 +313,9 @@ def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
     have, want = json.loads(stamp.read_text()), json.loads(json.dumps(asdict(profile.from_profile("quick"))))
     differs = {k: f"{have.get(k)} (now {v})" for k, v in want.items() if have.get(k) != v}
     if differs:
+        flag = {"talking-faces": "--data", "sounding-objects": "--loc-data"}[benchmark]
         raise ValueError(f"{data} holds a quick set from an older profile ({differs}); move it away (or pass "
-                         f"--data NEW_FOLDER) to generate the current one — nothing was deleted")
+                         f"{flag} NEW_FOLDER) to generate the current one — nothing was deleted")
 
 
 # The lip-reading stage of the main job: ADC-SSL on the quick lip-words set at 24² ROIs / 20² crops
@@ -377,7 +378,7 @@ def _lip_reading_stage(args, out: Path, execute) -> list[str]:
 # augmented, with stop-gradient targets and cross-modal negatives only: the CMAC variant that
 # localised in every seed of the benchmark (the DESIGN defaults did not beat the centre prior;
 # README, "Sound-source localisation"). 40 bands rather than 64 make a step a third cheaper.
-# ~3 minutes on 2 cores: not in the default main job, whose two stages already take ~10 minutes;
+# ~4 minutes on 2 cores: not in the default main job, whose two stages already take ~10 minutes;
 # `avlab run-main --tasks sound-localisation` (or `make run-localisation`) runs it.
 LOC_JOB = {"epochs": 12, "lr": 5e-3, "batch_size": 32,
            "task_options": {"augment": False, "image_size": 48, "n_mels": 40},

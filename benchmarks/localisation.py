@@ -1,7 +1,11 @@
 """CMAC vs CID vs CMAC's ablations on sounding-objects, equal budgets, several seeds: prints JSON.
 
-    python benchmarks/localisation.py --data data/sounding-objects-quick --out runs/bench-loc \\
-        --epochs 20 --seeds 0 1 2
+    avlab synth sounding-objects --profile standard --out data/sounding-objects-standard
+    python benchmarks/localisation.py --data data/sounding-objects-standard --out runs/bench-loc \\
+        --epochs 20 --seeds 0 1 2 --threads 1
+
+Task options default to 64² frames and 64 mel bands (the standard set's); on the quick set (48²)
+pass ``--task-args '{"augment": false, "image_size": 48}'``.
 
 Every run: the same data, epochs, batch size, learning rate and task options (frames not augmented
 by default: see ``--task-args``); figures from the task's protocol (cIoU@0.5 and AUC from β_v and
@@ -57,7 +61,7 @@ def table(rows: list[dict]) -> dict:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="a sounding-objects set (default: generate --profile under --out)")
-    p.add_argument("--profile", default="quick")
+    p.add_argument("--profile", default="standard")
     p.add_argument("--out", default="runs/bench-localisation")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])

@@ -75,12 +75,15 @@ def test_a_second_run_resumes_and_another_config_is_refused(tiny_so):
         generate(SoundingObjectsConfig(**{**TINY, "seed": 4}), tiny_so, workers=0, progress=False)
     with pytest.raises(ValueError, match="no option"):
         SoundingObjectsConfig.from_profile("quick", identities=3)
+    with pytest.raises(ValueError, match="max_distractors must be >= 1"):
+        SoundingObjectsConfig.from_profile("quick", max_distractors=0)
 
 
-def test_image_class_ceiling_matches_a_simulation():
+@pytest.mark.parametrize("max_distractors", [3, 1])  # standard's scenes, quick's
+def test_image_class_ceiling_matches_a_simulation(max_distractors):
     from avlab.tasks.localisation.oracle import image_class_ceiling, simulate_image_accuracy
 
-    cfg = SoundingObjectsConfig(classes=10, offscreen_fraction=0.3)
+    cfg = SoundingObjectsConfig(classes=10, offscreen_fraction=0.3, max_distractors=max_distractors)
     closed = image_class_ceiling(cfg.classes, cfg.max_distractors, cfg.offscreen_fraction)
     assert simulate_image_accuracy(cfg, n=6000) == pytest.approx(closed, abs=0.025)
 

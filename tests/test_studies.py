@@ -111,6 +111,17 @@ def test_the_localisation_stage_refuses_a_sounding_objects_set_of_an_older_quick
     (tmp_path / "synth_config.json").write_text(json.dumps({**current, "clips_per_class": 32}))
     with pytest.raises(ValueError, match=r"'clips_per_class': '32 \(now 160\)'.*nothing was deleted"):
         check_quick_set(tmp_path, "sounding-objects")
+    before_48 = {**current, "size": 64, "max_distractors": 3}  # the quick set until 2026-11-28
+    (tmp_path / "synth_config.json").write_text(json.dumps(before_48))
+    with pytest.raises(ValueError, match=r"'size': '64 \(now 48\)', 'max_distractors': '3 \(now 1\)'.*--loc-data"):
+        check_quick_set(tmp_path, "sounding-objects")
+
+
+def test_the_localisation_stage_trains_at_the_quick_sets_frame_size():
+    from avlab.cli import LOC_JOB
+    from avlab.data.synth.sounding_objects import SoundingObjectsConfig
+
+    assert LOC_JOB["task_options"]["image_size"] == SoundingObjectsConfig.from_profile("quick").size
 
 
 def lipreading_module():

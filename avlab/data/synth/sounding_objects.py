@@ -6,9 +6,9 @@ Generative story (DESIGN §4.1):
   one or two known frequency bands (tonal partials or band-passed noise) under its own temporal
   pattern (pulse train, amplitude modulation or bursts) — the class's envelope;
 * each **clip** shows one sounding object whose motion (a scale pulse or a bounce) follows the
-  sound's envelope, and 1–3 silent distractors of other classes that move on envelopes of their
-  own; a varied background, camera jitter, pixel noise and room noise. In a share of clips the
-  sound comes from off screen: the sounding object is not drawn (no box), as in real data;
+  sound's envelope, and 1..``max_distractors`` silent distractors (quick 1, standard 3) of other
+  classes that move on envelopes of their own; a varied background, camera jitter, pixel noise
+  and room noise. In a share of clips the sound comes from off screen: the sounding object is not drawn (no box), as in real data;
 * ground truth: the sounding object's box in every frame, its class and the clip's bands (Hz).
 
 Layout (VGGSound's, plus VGG-SS-style boxes)::
@@ -47,8 +47,8 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 PROFILES = {
     # quick: 160 clips a class — with 32, two encoders learning from scratch memorised the 240
-    # training pairs instead of learning classes (probes at chance, no localisation; README audit)
-    # (README audit). 48² frames with one silent distractor: the main job's CMAC run leaves the
+    # training pairs instead of learning classes (probes at chance, no localisation; README audit).
+    # 48² frames with one silent distractor: the main job's CMAC run leaves the
     # contrast's chance level within its few minutes (with up to 3 distractors at 64² it needed
     # twice the steps); standard keeps the full scene.
     "quick": dict(classes=10, clips_per_class=160, size=48, max_distractors=1),
@@ -73,6 +73,9 @@ class SoundingObjectsConfig:
     def __post_init__(self):
         if not 2 <= self.classes <= len(SHAPES) * len(TEXTURES) * 8:
             raise ValueError(f"classes must lie in [2, {len(SHAPES) * len(TEXTURES) * 8}], got {self.classes}")
+        if self.max_distractors < 1:
+            raise ValueError(f"max_distractors must be >= 1 (a clip shows 1..max_distractors silent objects), "
+                             f"got {self.max_distractors}")
         if self.classes <= self.max_distractors:
             raise ValueError(f"classes ({self.classes}) must exceed max_distractors ({self.max_distractors}): "
                              "distractors are of other classes than the source")
