@@ -8,7 +8,8 @@ Generative story (DESIGN §4.1):
 * each **clip** shows one sounding object whose motion (a scale pulse or a bounce) follows the
   sound's envelope, and 1..``max_distractors`` silent distractors (quick 1, standard 3) of other
   classes that move on envelopes of their own; a varied background, camera jitter, pixel noise
-  and room noise. In a share of clips the sound comes from off screen: the sounding object is not drawn (no box), as in real data;
+  and room noise. In a share of clips the sound comes from off screen: the sounding object is not
+  drawn (no box), as in real data;
 * ground truth: the sounding object's box in every frame, its class and the clip's bands (Hz).
 
 Layout (VGGSound's, plus VGG-SS-style boxes)::
