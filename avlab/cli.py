@@ -181,18 +181,26 @@ def _launch_torchrun(nproc: int, argv_after_train: list[str]) -> int:
 
 
 def _prepare(args, rest: list[str] | None = None) -> int:
-    """``avlab prepare shards``: the data's task pre-decodes its samples into WebDataset shards."""
+    """``avlab prepare shards``: the data's task pre-decodes its samples into WebDataset shards;
+    ``avlab prepare cache``: into the decoded-clip cache that training and evaluation read."""
     from avlab.data.manifest import detect_task
     from avlab.registry import TASKS
 
+    if args.what == "shards" and not args.out:
+        raise ValueError("avlab prepare shards needs --out (the folder the shards go to)")
     task_name = args.task or detect_task(args.data)
     task = TASKS.get(task_name)
-    p = argparse.ArgumentParser(prog="avlab prepare shards", add_help=False, allow_abbrev=False)
+    p = argparse.ArgumentParser(prog=f"avlab prepare {args.what}", add_help=False, allow_abbrev=False)
     _add_dataclass_options(p, task.Config, "t_", f"options of task {task_name!r}")
     opts, unknown = p.parse_known_args(rest or [])
     if unknown:
         raise ValueError(f"task {task_name!r} has no option(s) {unknown}")
     cfg = task.Config(**{k[2:]: tuple(v) if isinstance(v, list) else v for k, v in vars(opts).items() if v is not None})
+    if args.what == "cache":
+        splits = task.warm_cache(args.data, cfg, workers=args.workers, progress=not args.quiet)
+        print(f"{args.data} (task {task_name}): " + (f"splits {', '.join(splits)} decoded into the cache"
+                                                     if splits else "this task reads its files directly; no cache"))
+        return 0
     out = task.prepare_shards(args.data, args.out, cfg, splits=tuple(args.splits) if args.splits else None,
                               shard_size=args.shard_size, workers=args.workers, progress=not args.quiet)
     print(f"shards of {args.data} (task {task_name}) written to {out} (shards.json lists them)")
@@ -279,15 +287,20 @@ def _tasks(args) -> int:
     return 0
 
 
+def holds_a_set(data: Path) -> bool:
+    """A finished synthetic set (the manifest is written last) or the user's own data is at ``data``."""
+    from avlab.data.manifest import MANIFEST
+
+    return (data / MANIFEST).exists() or (data / "oracle.json").exists() or (
+        data.is_dir() and not (data / "synth_config.json").exists() and any(data.iterdir()))
+
+
 def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, progress: bool = True,
                        benchmark: str = "talking-faces") -> Path:
     """Generate ``benchmark`` at ``profile`` into ``data`` unless a complete set is there."""
-    from avlab.data.manifest import MANIFEST
-
     data = Path(data)
-    if (data / MANIFEST).exists() or (data / "oracle.json").exists() or (
-            data.is_dir() and not (data / "synth_config.json").exists() and any(data.iterdir())):
-        return data  # a finished synthetic set (the manifest is written last), or the user's own data
+    if holds_a_set(data):
+        return data
     print(f"generating the {profile} {benchmark} set at {data} …", file=sys.stderr)
     return _benchmark_owner(benchmark).generate(benchmark, data, profile=profile, workers=workers, progress=progress)
 
@@ -295,7 +308,7 @@ def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, pro
 # The main job's recipe on the quick profile, chosen so that it learns within ~10 minutes on 2 cores
 # (README, "The main job"): 32² faces, 1-s voice crops on 40 mel bands (a step costs a third of the
 # 64² / 2-s / 64-band default), validation every 5 epochs.
-MAIN_JOB = {"epochs": 20, "val_every": 5, "face_size": 32, "task_options": {"crop_seconds": 1.0, "n_mels": 40}}
+MAIN_JOB = {"epochs": 12, "val_every": 4, "face_size": 32, "task_options": {"crop_seconds": 1.0, "n_mels": 40}}
 
 
 def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
@@ -320,7 +333,7 @@ def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
 
 # The lip-reading stage of the main job: ADC-SSL on the quick lip-words set at 24² ROIs / 20² crops
 # (a step costs ~60 % of the 32² / 28² default) for a few epochs, its epoch chosen on val.
-LIP_JOB = {"epochs": 5, "val_every": 1, "task_options": {"roi_size": 24, "crop_size": 20}}
+LIP_JOB = {"epochs": 4, "val_every": 1, "task_options": {"roi_size": 24, "crop_size": 20}}
 
 
 def _print_table(title: str, runs: list[str]) -> None:
@@ -333,6 +346,7 @@ def _print_table(title: str, runs: list[str]) -> None:
 
 def _voice_face_stage(args, out: Path, execute) -> list[str]:
     """Quick talking-faces set → data tour → CID and CMPC trained and evaluated (01) → report (04)."""
+    _wait_for_preparation(args, "voice-face")
     data = ensure_profile_set(Path(args.data), "quick", args.workers).resolve()
     check_quick_set(data)
     tour = execute("00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
@@ -357,6 +371,7 @@ def _voice_face_stage(args, out: Path, execute) -> list[str]:
 
 def _lip_reading_stage(args, out: Path, execute) -> list[str]:
     """Quick lip-words set → ADC-SSL trained and evaluated (01) → report (04)."""
+    _wait_for_preparation(args, "lip-reading")
     data = ensure_profile_set(Path(args.lip_data), "quick", args.workers, benchmark="lip-words").resolve()
     run = out / "adc-ssl"
     print(f"training and evaluating adc-ssl on lip-words ({LIP_JOB['epochs']} epochs) …")
@@ -387,6 +402,7 @@ LOC_JOB = {"epochs": 12, "lr": 5e-3, "batch_size": 32,
 
 def _localisation_stage(args, out: Path, execute) -> list[str]:
     """Quick sounding-objects set → CMAC trained and evaluated (01) → attention views (08) → report (04)."""
+    _wait_for_preparation(args, "sound-localisation")
     data = ensure_profile_set(Path(args.loc_data), "quick", args.workers, benchmark="sounding-objects").resolve()
     check_quick_set(data, "sounding-objects")
     run = out / "cmac"
@@ -412,17 +428,61 @@ def _localisation_stage(args, out: Path, execute) -> list[str]:
 
 MAIN_STAGES = {"voice-face": _voice_face_stage, "lip-reading": _lip_reading_stage,
                "sound-localisation": _localisation_stage}
-DEFAULT_STAGES = ("voice-face", "lip-reading")  # the ≤ 10-minute main job
+DEFAULT_STAGES = ("voice-face", "lip-reading", "sound-localisation")  # the ≤ 10-minute main job
+
+
+def _stage_data(stage: str, args) -> tuple[str, Path, dict]:
+    """A stage's quick benchmark, where it lives (its run-main flag) and the decoding options of its
+    training run (the cache the background fills must be the one the run reads)."""
+    return {"voice-face": ("talking-faces", Path(args.data), {"face_size": MAIN_JOB["face_size"],
+                                                               **MAIN_JOB["task_options"]}),
+            "lip-reading": ("lip-words", Path(args.lip_data), LIP_JOB["task_options"]),
+            "sound-localisation": ("sounding-objects", Path(args.loc_data), LOC_JOB["task_options"])}[stage]
+
+
+def _preparation_commands(stage: str, args) -> list[list[str]]:
+    """Generate a stage's quick set if it is missing, then decode it into the cache."""
+    benchmark, data, options = _stage_data(stage, args)
+    avlab = [sys.executable, "-m", "avlab"]
+    generate = [] if holds_a_set(data) else [
+        [*avlab, "synth", benchmark, "--profile", "quick", "--out", str(data), "--workers", str(args.workers),
+         "--quiet"]]
+    flags = [str(x) for k, v in options.items() for x in ("--" + k.replace("_", "-"), v)]
+    return generate + [[*avlab, "prepare", "cache", "--data", str(data), "--task", stage, "--workers",
+                        str(args.workers), "--quiet", *flags]]
+
+
+def _wait_for_preparation(args, stage: str) -> None:
+    """Block until the background has prepared ``stage``'s data; if it failed, say where its log is
+    (the stage then does the work itself: generation resumes where the background stopped)."""
+    queue = getattr(args, "background", None)
+    if queue is None or stage not in queue.keys:
+        return
+    if not queue.done(stage):
+        print(f"waiting for the background to finish preparing the {stage} data …", flush=True)
+    if not queue.wait(stage):
+        print(f"note: preparing the {stage} data in the background failed (log: {queue.log_of(stage)}); "
+              "doing it now", file=sys.stderr)
 
 
 def _run_main(args) -> int:
-    """The main job: each task's stage in turn (``--tasks``), then where everything landed."""
+    """The main job: each task's stage in turn (``--tasks``), then where everything landed. While
+    the first stage runs, the later stages' data are generated and decoded on otherwise idle CPU
+    (:mod:`avlab.idle`)."""
+    from avlab.idle import IdleQueue
     from avlab.notebooks import execute
 
     out = Path(args.out).resolve()
+    args.background = IdleQueue(out / "background")
+    for stage in args.tasks[1:]:
+        args.background.add(stage, _preparation_commands(stage, args))
     outputs = []
-    for task in args.tasks:
-        outputs += MAIN_STAGES[task](args, out if task == "voice-face" else out / task, execute)
+    try:
+        args.background.start()
+        for task in args.tasks:
+            outputs += MAIN_STAGES[task](args, out if task == "voice-face" else out / task, execute)
+    finally:
+        args.background.close()
     print("\nmain job done. Outputs:")
     print("\n".join(outputs))
     return 0
@@ -592,11 +652,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_train, parser=s)
 
-    s = sub.add_parser("prepare", help="pre-decode a dataset into WebDataset shards for fast, streaming-size training",
+    s = sub.add_parser("prepare", help="pre-decode a dataset: into WebDataset shards (fast, streaming-size training) "
+                                       "or into the decoded-clip cache (so that the next run starts at once)",
                        description="Task options (e.g. --face-size) follow; they fix the preprocessing.")
-    s.add_argument("what", choices=["shards"])
+    s.add_argument("what", choices=["shards", "cache"])
     s.add_argument("--data", required=True)
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", help="the shards' folder (shards only)")
     s.add_argument("--task", help="the data's task when it cannot be detected")
     s.add_argument("--shard-size", type=int, default=256, help="samples per shard")
     s.add_argument("--splits", nargs="+", help="default: every split the task trains and evaluates on")

@@ -61,32 +61,13 @@ def test_demo_on_a_taken_port_is_a_clear_error(tiny_cmpc_run, capsys):
     assert f"cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
-def test_main_job_lip_reading_stage_trains_evaluates_and_reports(tiny_lip_words, tmp_path, capsys):
-    """`avlab run-main --tasks lip-reading` on an existing set: notebook 01 trains and evaluates
-    ADC-SSL, notebook 04 reports it, and the printed table puts word accuracy beside chance and
-    the visual oracle."""
-    import json
-
-    out = tmp_path / "main"
-    assert cli(["run-main", "--tasks", "lip-reading", "--lip-data", str(tiny_lip_words), "--out", str(out),
-                "--workers", "1"]) == 0
-    run = out / "lip-reading" / "adc-ssl"
-    for name in ("01_train.ipynb", "01_train.html", "eval.json", "lipreading.npz", "best.safetensors",
-                 "protocol_test.csv", "loss.png"):
-        assert (run / name).exists(), name
-    assert (out / "lip-reading" / "04_report.html").exists() and (out / "lip-reading" / "report_test.csv").exists()
-    cfg = json.loads((run / "config.json").read_text())
-    assert cfg["task"] == "lip-reading" and cfg["task_args"] == {"roi_size": 24, "crop_size": 20}
-    printed = capsys.readouterr().out
-    assert "lip reading" in printed and "frozen/top1" in printed and "oracle" in printed
-    assert "main job done" in printed and str(run) in printed
-
-
-def test_main_job_localisation_stage_trains_shows_attention_and_reports(tiny_sounding_objects, tmp_path, capsys,
-                                                                        monkeypatch):
-    """`avlab run-main --tasks sound-localisation`: notebook 01 trains and evaluates CMAC with the
-    stage's recipe, 08 draws its attention maps, 04 reports it; the printed table puts cIoU beside
-    the centre prior and the oracle. (The tiny set takes a smaller batch than the quick set's 32.)"""
+def test_main_job_lip_reading_and_localisation_stages_train_evaluate_and_report(
+        tiny_lip_words, tiny_sounding_objects, tmp_path, capsys, monkeypatch):
+    """`avlab run-main --tasks lip-reading sound-localisation` on existing sets: ADC-SSL is trained
+    and evaluated (01) and reported (04) with word accuracy beside chance and the visual oracle;
+    meanwhile the background decodes the localisation set, and CMAC with the stage's recipe is
+    trained and evaluated (01), its attention drawn (08) and reported (04) with cIoU beside the
+    centre prior and the oracle. (The tiny set takes a smaller batch than the quick set's 32.)"""
     import json
 
     import avlab.cli
@@ -94,8 +75,21 @@ def test_main_job_localisation_stage_trains_shows_attention_and_reports(tiny_sou
     monkeypatch.setattr(avlab.cli, "LOC_JOB", {**avlab.cli.LOC_JOB, "epochs": 1, "batch_size": 8})
     monkeypatch.setattr(avlab.cli, "check_quick_set", lambda data, benchmark: None)  # the tiny set is not quick
     out = tmp_path / "main"
-    assert cli(["run-main", "--tasks", "sound-localisation", "--loc-data", str(tiny_sounding_objects), "--out",
-                str(out), "--workers", "1"]) == 0
+    assert cli(["run-main", "--tasks", "lip-reading", "sound-localisation", "--lip-data", str(tiny_lip_words),
+                "--loc-data", str(tiny_sounding_objects), "--out", str(out), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+
+    run = out / "lip-reading" / "adc-ssl"
+    for name in ("01_train.ipynb", "01_train.html", "eval.json", "lipreading.npz", "best.safetensors",
+                 "protocol_test.csv", "loss.png"):
+        assert (run / name).exists(), name
+    assert (out / "lip-reading" / "04_report.html").exists() and (out / "lip-reading" / "report_test.csv").exists()
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["task"] == "lip-reading" and cfg["task_args"] == {"roi_size": 24, "crop_size": 20}
+    assert "lip reading" in printed and "frozen/top1" in printed and "oracle" in printed
+
+    log = (out / "background" / "sound-localisation.log").read_text()  # prepared while lip reading ran
+    assert "prepare cache" in log and "--image-size 48" in log and "synth" not in log  # the set existed
     stage = out / "sound-localisation"
     run = stage / "cmac"
     for name in ("01_train.html", "eval.json", "attention.npz", "model.safetensors"):
@@ -105,8 +99,38 @@ def test_main_job_localisation_stage_trains_shows_attention_and_reports(tiny_sou
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["method"] == "cmac" and cfg["lr"] == 5e-3 and cfg["task_args"] == avlab.cli.LOC_JOB["task_options"]
     assert cfg["method_args"]["stop_grad_target"] is True and cfg["method_args"]["within_modal_negatives"] is False
-    printed = capsys.readouterr().out
     assert "sound localisation" in printed and "localisation/beta_v/auc" in printed and "oracle" in printed
+    assert "main job done" in printed and str(out / "lip-reading" / "adc-ssl") in printed
+
+
+@pytest.mark.parametrize("fixture, task, flags, decoder", [
+    ("tiny_sounding_objects", "sound-localisation", ["--image-size", "40", "--n-mels", "40"],
+     "avlab.data.voxceleb._write_cache"),
+    ("tiny_lip_words", "lip-reading", ["--roi-size", "22", "--crop-size", "18"], "avlab.data.lrw.imap_watched"),
+])
+def test_prepare_cache_decodes_every_split_a_run_reads(fixture, task, flags, decoder, request, monkeypatch, capsys):
+    """`avlab prepare cache` (what the main job runs in the background for its later stages): once
+    it has run, the training set and every split the protocol reads open without decoding a clip."""
+    from avlab.registry import TASKS
+
+    data = request.getfixturevalue(fixture)
+    assert cli(["prepare", "cache", "--data", str(data), "--task", task, "--workers", "1", "--quiet", *flags]) == 0
+    assert "decoded into the cache" in capsys.readouterr().out
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again: the cache was not warm")
+
+    monkeypatch.setattr(decoder, no_decoding)
+    t = TASKS.get(task)
+    opts = dict(zip((f[2:].replace("-", "_") for f in flags[::2]), (int(v) for v in flags[1::2])))
+    cfg = t.Config(**opts)
+    assert len(t.train_dataset(data, cfg, workers=1, progress=False)) > 0
+    assert t.warm_cache(data, cfg, workers=1, progress=False)  # every split again: nothing left to decode
+
+
+def test_prepare_shards_still_needs_an_out_folder(tiny_sounding_objects, capsys):
+    assert cli(["prepare", "shards", "--data", str(tiny_sounding_objects), "--quiet"]) == 2
+    assert "needs --out" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fixture", ["tiny_lip_words", "tiny_sounding_objects"])

@@ -64,6 +64,13 @@ class Task(ABC):
     def train_dataset(self, data: str | os.PathLike, cfg, workers: int = 2, progress: bool = True):
         """The training split of ``data`` as a dataset (see the module docstring)."""
 
+    def warm_cache(self, data: str | os.PathLike, cfg, workers: int = 2, progress: bool = True) -> list[str]:
+        """Decode now every split that training and the protocol will read with ``cfg`` into the
+        task's decoded-clip cache, so that they start at once (``avlab prepare cache``; the main job
+        does it in the background for its later stages). Returns the splits decoded; the default, for
+        a task that reads its files directly, decodes nothing."""
+        return []
+
     def data_spec(self, dataset) -> DataSpec:
         return DataSpec(self.name, dict(self.modalities), len(dataset), dataset.n_classes)
 

@@ -71,6 +71,14 @@ class LipReadingTask(Task):
 
         return ValidationWordKNN.for_data(data, cfg, workers)
 
+    def warm_cache(self, data, cfg, workers: int = 2, progress: bool = True) -> list[str]:
+        from avlab.tasks.lipreading.protocol import eval_dataset
+
+        splits = ["train", "val", "test"]  # training, model selection and the protocol (a cache per split)
+        for split in splits:
+            eval_dataset(Path(data), cfg, split, workers, progress)
+        return splits
+
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.lipreading.protocol import evaluate
 

@@ -56,6 +56,12 @@ class SoundLocalisationTask(Task):
     def train_dataset(self, data, cfg, workers: int = 2, progress: bool = True):
         return self.dataset(data, cfg, ("train",), True, workers, progress)
 
+    def warm_cache(self, data, cfg, workers: int = 2, progress: bool = True) -> list[str]:
+        splits = ["train", "test"]  # what training and the protocol read (a cache per split)
+        for split in splits:
+            self.dataset(data, cfg, (split,), train=False, workers=workers, progress=progress)
+        return splits
+
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.localisation.protocol import evaluate
 

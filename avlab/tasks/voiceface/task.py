@@ -78,6 +78,14 @@ class VoiceFaceTask(Task):
 
         return ValidationAUC.for_data(data, cfg, workers)
 
+    def warm_cache(self, data, cfg, workers: int = 2, progress: bool = True) -> list[str]:
+        from avlab.tasks.voiceface.protocol import SPLITS, eval_dataset
+
+        self.train_dataset(data, cfg, workers, progress)
+        self.validator(data, cfg, workers)  # the val clips, when the data has them
+        eval_dataset(Path(data), cfg, workers, progress)  # the protocol's clips
+        return ["train", *SPLITS]
+
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.voiceface.protocol import evaluate
 
