@@ -87,8 +87,11 @@ class IdleQueue:
                         break
                     log.write(f"$ {' '.join(command)}\n")
                     log.flush()
+                    # Its own process group (so that close() stops its workers too) but the caller's
+                    # session: with autogroup scheduling (most desktop kernels) a new session would be
+                    # a new group that takes an equal share of the CPU whatever its priority.
                     self._proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                                  start_new_session=True, preexec_fn=lower_to_idle_priority)
+                                                  process_group=0, preexec_fn=lower_to_idle_priority)
                     if self._proc.wait() != 0:
                         ok = False
                         break

@@ -18,13 +18,15 @@ def test_keys_run_in_order_at_idle_priority_with_their_output_logged(tmp_path):
     order = tmp_path / "order.txt"
     q = IdleQueue(tmp_path / "logs")
     q.add("a", [_py(f"open({str(order)!r}, 'a').write('a1 ')"), _py(f"open({str(order)!r}, 'a').write('a2 ')")])
-    q.add("b", [_py("import os; print('policy', os.sched_getscheduler(0), 'nice', os.nice(0))")])
+    q.add("b", [_py("import os; print('policy', os.sched_getscheduler(0), 'nice', os.nice(0), 'sid', os.getsid(0))")])
     q.start()
     assert q.wait("b") and q.wait("a") and q.done("a") and q.keys == ["a", "b"]
     assert order.read_text() == "a1 a2 "
     log = q.log_of("b").read_text()
     idle = getattr(os, "SCHED_IDLE", None)
     assert f"policy {idle}" in log or "nice 19" in log, log  # SCHED_IDLE, else the nice fallback
+    # the caller's session: a session of its own would be an autogroup with an equal share of the CPU
+    assert f"sid {os.getsid(0)}" in log
 
 
 def test_a_failed_command_skips_the_rest_of_its_key_but_not_the_next_key(tmp_path):
