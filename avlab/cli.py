@@ -197,9 +197,9 @@ def _prepare(args, rest: list[str] | None = None) -> int:
         raise ValueError(f"task {task_name!r} has no option(s) {unknown}")
     cfg = task.Config(**{k[2:]: tuple(v) if isinstance(v, list) else v for k, v in vars(opts).items() if v is not None})
     if args.what == "cache":
-        splits = task.warm_cache(args.data, cfg, workers=args.workers, progress=not args.quiet)
-        print(f"{args.data} (task {task_name}): " + (f"splits {', '.join(splits)} decoded into the cache"
-                                                     if splits else "this task reads its files directly; no cache"))
+        parts = task.warm_cache(args.data, cfg, parts=args.splits, workers=args.workers, progress=not args.quiet)
+        print(f"{args.data} (task {task_name}): " + (f"{', '.join(parts)} decoded into the cache"
+                                                     if parts else "this task reads its files directly; no cache"))
         return 0
     out = task.prepare_shards(args.data, args.out, cfg, splits=tuple(args.splits) if args.splits else None,
                               shard_size=args.shard_size, workers=args.workers, progress=not args.quiet)
@@ -349,6 +349,7 @@ def _voice_face_stage(args, out: Path, execute) -> list[str]:
     _wait_for_preparation(args, "voice-face")
     data = ensure_profile_set(Path(args.data), "quick", args.workers).resolve()
     check_quick_set(data)
+    _warm_evaluation_caches(args, "voice-face", out)
     tour = execute("00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
     runs = []
     epochs = args.epochs or MAIN_JOB["epochs"]
@@ -373,6 +374,7 @@ def _lip_reading_stage(args, out: Path, execute) -> list[str]:
     """Quick lip-words set → ADC-SSL trained and evaluated (01) → report (04)."""
     _wait_for_preparation(args, "lip-reading")
     data = ensure_profile_set(Path(args.lip_data), "quick", args.workers, benchmark="lip-words").resolve()
+    _warm_evaluation_caches(args, "lip-reading", out)
     run = out / "adc-ssl"
     print(f"training and evaluating adc-ssl on lip-words ({LIP_JOB['epochs']} epochs) …")
     execute("01_train", run, {"method": "adc-ssl", "data_dir": str(data), "benchmark": "lip-words",
@@ -405,6 +407,7 @@ def _localisation_stage(args, out: Path, execute) -> list[str]:
     _wait_for_preparation(args, "sound-localisation")
     data = ensure_profile_set(Path(args.loc_data), "quick", args.workers, benchmark="sounding-objects").resolve()
     check_quick_set(data, "sounding-objects")
+    _warm_evaluation_caches(args, "sound-localisation", out)
     run = out / "cmac"
     print(f"training and evaluating cmac on sounding-objects ({LOC_JOB['epochs']} epochs, {LOC_JOB['method_options']}) …")
     execute("01_train", run, {"method": "cmac", "data_dir": str(data), "benchmark": "sounding-objects",
@@ -440,16 +443,36 @@ def _stage_data(stage: str, args) -> tuple[str, Path, dict]:
             "sound-localisation": ("sounding-objects", Path(args.loc_data), LOC_JOB["task_options"])}[stage]
 
 
+def _cache_command(stage: str, args, parts: list[str] | None = None) -> list[str]:
+    """``avlab prepare cache`` for a stage's set with its training run's decoding options."""
+    _, data, options = _stage_data(stage, args)
+    flags = [str(x) for k, v in options.items() for x in ("--" + k.replace("_", "-"), v)]
+    return [sys.executable, "-m", "avlab", "prepare", "cache", "--data", str(data.resolve()),  # the runs' cache key
+            "--task", stage, "--workers", str(args.workers), "--quiet", *flags, *(["--splits", *parts] if parts else [])]
+
+
 def _preparation_commands(stage: str, args) -> list[list[str]]:
     """Generate a stage's quick set if it is missing, then decode it into the cache."""
-    benchmark, data, options = _stage_data(stage, args)
-    avlab = [sys.executable, "-m", "avlab"]
+    benchmark, data, _ = _stage_data(stage, args)
     generate = [] if holds_a_set(data) else [
-        [*avlab, "synth", benchmark, "--profile", "quick", "--out", str(data), "--workers", str(args.workers),
-         "--quiet"]]
-    flags = [str(x) for k, v in options.items() for x in ("--" + k.replace("_", "-"), v)]
-    return generate + [[*avlab, "prepare", "cache", "--data", str(data), "--task", stage, "--workers",
-                        str(args.workers), "--quiet", *flags]]
+        [sys.executable, "-m", "avlab", "synth", benchmark, "--profile", "quick", "--out", str(data), "--workers",
+         str(args.workers), "--quiet"]]
+    return generate + [_cache_command(stage, args)]
+
+
+def _warm_evaluation_caches(args, stage: str, out: Path) -> None:
+    """While a stage trains (its run decodes the training split at once), decode on idle CPU the
+    parts that model selection and the protocol read (a no-op for a stage prepared in the background)."""
+    from avlab.idle import IdleQueue
+    from avlab.registry import TASKS
+
+    _, data, options = _stage_data(stage, args)
+    task = TASKS.get(stage)
+    parts = [p for p in task.cache_parts(data, task.Config(**options)) if p != "train"]
+    if parts and os.name == "posix":
+        queue = IdleQueue(out / "background")
+        queue.add(f"{stage}-evaluation", [_cache_command(stage, args, parts)])
+        args.queues.append(queue.start())
 
 
 def _wait_for_preparation(args, stage: str) -> None:
@@ -474,15 +497,18 @@ def _run_main(args) -> int:
 
     out = Path(args.out).resolve()
     args.background = IdleQueue(out / "background")
-    for stage in args.tasks[1:]:
-        args.background.add(stage, _preparation_commands(stage, args))
+    if os.name == "posix":  # idle-priority children need POSIX scheduling
+        for stage in args.tasks[1:]:
+            args.background.add(stage, _preparation_commands(stage, args))
+    args.queues = [args.background]
     outputs = []
     try:
         args.background.start()
         for task in args.tasks:
             outputs += MAIN_STAGES[task](args, out if task == "voice-face" else out / task, execute)
     finally:
-        args.background.close()
+        for queue in args.queues:
+            queue.close()
     print("\nmain job done. Outputs:")
     print("\n".join(outputs))
     return 0
@@ -660,7 +686,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="the shards' folder (shards only)")
     s.add_argument("--task", help="the data's task when it cannot be detected")
     s.add_argument("--shard-size", type=int, default=256, help="samples per shard")
-    s.add_argument("--splits", nargs="+", help="default: every split the task trains and evaluates on")
+    s.add_argument("--splits", nargs="+", help="default: every split the task trains and evaluates on (cache: the "
+                                               "parts the task names, e.g. train test)")
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_prepare)

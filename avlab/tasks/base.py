@@ -64,12 +64,24 @@ class Task(ABC):
     def train_dataset(self, data: str | os.PathLike, cfg, workers: int = 2, progress: bool = True):
         """The training split of ``data`` as a dataset (see the module docstring)."""
 
-    def warm_cache(self, data: str | os.PathLike, cfg, workers: int = 2, progress: bool = True) -> list[str]:
-        """Decode now every split that training and the protocol will read with ``cfg`` into the
-        task's decoded-clip cache, so that they start at once (``avlab prepare cache``; the main job
-        does it in the background for its later stages). Returns the splits decoded; the default, for
-        a task that reads its files directly, decodes nothing."""
-        return []
+    def cache_parts(self, data: str | os.PathLike, cfg, workers: int = 2, progress: bool = True) -> dict:
+        """What training and the protocol decode into the task's decoded-clip cache with ``cfg``, by
+        name (e.g. ``{"train": build, "test": build}``): each callable decodes one part (a no-op when it
+        is cached). A task that reads its files directly has none."""
+        return {}
+
+    def warm_cache(self, data: str | os.PathLike, cfg, parts=None, workers: int = 2, progress: bool = True) -> list[str]:
+        """Decode ``parts`` (default: all of :meth:`cache_parts`) now, so that training and evaluation
+        start at once (``avlab prepare cache``; the main job does it in the background). Returns the
+        parts decoded."""
+        available = self.cache_parts(data, cfg, workers, progress)
+        chosen = list(available) if parts is None else list(parts)
+        unknown = [p for p in chosen if p not in available]
+        if unknown:
+            raise ValueError(f"task {self.name!r} caches {', '.join(available) or 'nothing'}; it has no part(s) {unknown}")
+        for part in chosen:
+            available[part]()
+        return chosen
 
     def data_spec(self, dataset) -> DataSpec:
         return DataSpec(self.name, dict(self.modalities), len(dataset), dataset.n_classes)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -71,13 +72,11 @@ class LipReadingTask(Task):
 
         return ValidationWordKNN.for_data(data, cfg, workers)
 
-    def warm_cache(self, data, cfg, workers: int = 2, progress: bool = True) -> list[str]:
+    def cache_parts(self, data, cfg, workers: int = 2, progress: bool = True) -> dict:
         from avlab.tasks.lipreading.protocol import eval_dataset
 
-        splits = ["train", "val", "test"]  # training, model selection and the protocol (a cache per split)
-        for split in splits:
-            eval_dataset(Path(data), cfg, split, workers, progress)
-        return splits
+        # training, model selection and the protocol read one cache per split
+        return {split: partial(eval_dataset, Path(data), cfg, split, workers, progress) for split in ("train", "val", "test")}
 
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.lipreading.protocol import evaluate

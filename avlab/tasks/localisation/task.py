@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from avlab.data.features import MelConfig
@@ -56,11 +57,9 @@ class SoundLocalisationTask(Task):
     def train_dataset(self, data, cfg, workers: int = 2, progress: bool = True):
         return self.dataset(data, cfg, ("train",), True, workers, progress)
 
-    def warm_cache(self, data, cfg, workers: int = 2, progress: bool = True) -> list[str]:
-        splits = ["train", "test"]  # what training and the protocol read (a cache per split)
-        for split in splits:
-            self.dataset(data, cfg, (split,), train=False, workers=workers, progress=progress)
-        return splits
+    def cache_parts(self, data, cfg, workers: int = 2, progress: bool = True) -> dict:
+        # training and the protocol read one cache per split
+        return {split: partial(self.dataset, data, cfg, (split,), False, workers, progress) for split in ("train", "test")}
 
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.localisation.protocol import evaluate

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from avlab.data.features import MelConfig
@@ -78,13 +79,12 @@ class VoiceFaceTask(Task):
 
         return ValidationAUC.for_data(data, cfg, workers)
 
-    def warm_cache(self, data, cfg, workers: int = 2, progress: bool = True) -> list[str]:
-        from avlab.tasks.voiceface.protocol import SPLITS, eval_dataset
+    def cache_parts(self, data, cfg, workers: int = 2, progress: bool = True) -> dict:
+        from avlab.tasks.voiceface.protocol import eval_dataset
 
-        self.train_dataset(data, cfg, workers, progress)
-        self.validator(data, cfg, workers)  # the val clips, when the data has them
-        eval_dataset(Path(data), cfg, workers, progress)  # the protocol's clips
-        return ["train", *SPLITS]
+        return {"train": partial(self.train_dataset, data, cfg, workers, progress),
+                "val": partial(self.validator, data, cfg, workers),  # when the data has val clips
+                "protocol": partial(eval_dataset, Path(data), cfg, workers, progress)}  # every split it scores
 
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.voiceface.protocol import evaluate
