@@ -240,6 +240,14 @@ def _lowshot(args) -> int:
     return 0
 
 
+def _notebook(args) -> int:
+    from avlab.notebooks import execute
+
+    executed = execute(args.name, args.out, json.loads(args.params), progress=not args.quiet)
+    print(f"{executed} (+ .html)")
+    return 0
+
+
 def _sweep(args) -> int:
     from avlab.sweep import SlurmOptions, run_sweep
 
@@ -308,7 +316,7 @@ def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, pro
 # The main job's recipe on the quick profile, chosen so that it learns within ~10 minutes on 2 cores
 # (README, "The main job"): 32² faces, 1-s voice crops on 40 mel bands (a step costs a third of the
 # 64² / 2-s / 64-band default), validation every 5 epochs.
-MAIN_JOB = {"epochs": 12, "val_every": 4, "face_size": 32, "task_options": {"crop_seconds": 1.0, "n_mels": 40}}
+MAIN_JOB = {"epochs": 8, "val_every": 4, "face_size": 32, "task_options": {"crop_seconds": 1.0, "n_mels": 40}}
 
 
 def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
@@ -333,7 +341,39 @@ def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
 
 # The lip-reading stage of the main job: ADC-SSL on the quick lip-words set at 24² ROIs / 20² crops
 # (a step costs ~60 % of the 32² / 28² default) for a few epochs, its epoch chosen on val.
-LIP_JOB = {"epochs": 4, "val_every": 1, "task_options": {"roi_size": 24, "crop_size": 20}}
+LIP_JOB = {"epochs": 3, "val_every": 1, "task_options": {"roi_size": 24, "crop_size": 20}}
+
+
+def _execute_aside(args, name: str, out: Path, parameters: dict) -> Path:
+    """Execute a notebook that nothing later in the job reads in the background on idle CPU, so that
+    it overlaps what follows, and return where it will be; ``run-main`` waits for it before it
+    finishes. Used for the data tour (beside a training whose one torch thread leaves a core to
+    spare) and the attention views (beside the last report), not beside a two-thread training,
+    which any background work slows more than it gains (README, "The main job"). Without POSIX
+    scheduling it runs now."""
+    from avlab.idle import IdleQueue
+    from avlab.notebooks import execute, notebook_path
+
+    if os.name != "posix":
+        return execute(name, out, parameters)
+    queue = IdleQueue(out / "background")
+    queue.add(name, [[sys.executable, "-m", "avlab", "notebook", name, "--out", str(out), "--params",
+                      json.dumps(parameters), "--quiet"]])
+    args.queues.append(queue.start())
+    args.aside.append((queue, name))
+    print(f"  {name} runs in the background (log: {queue.log_of(name)})")
+    return out / notebook_path(name).name
+
+
+def _wait_for_notebooks_aside(args) -> int:
+    """Wait for the notebooks run aside; 1 (and their logs named) if one failed."""
+    pending = [(q, name) for q, name in args.aside if not q.done(name)]
+    if pending:
+        print(f"waiting for {len(pending)} notebook(s) running in the background …", flush=True)
+    failed = [q.log_of(name) for q, name in args.aside if not q.wait(name)]
+    for log in failed:
+        print(f"run-main: error: a notebook failed in the background; its log: {log}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _print_table(title: str, runs: list[str]) -> None:
@@ -349,8 +389,7 @@ def _voice_face_stage(args, out: Path, execute) -> list[str]:
     _wait_for_preparation(args, "voice-face")
     data = ensure_profile_set(Path(args.data), "quick", args.workers).resolve()
     check_quick_set(data)
-    _warm_evaluation_caches(args, "voice-face", out)
-    tour = execute("00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
+    tour = _execute_aside(args, "00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
     runs = []
     epochs = args.epochs or MAIN_JOB["epochs"]
     for method in ("cid", "cmpc"):
@@ -374,7 +413,6 @@ def _lip_reading_stage(args, out: Path, execute) -> list[str]:
     """Quick lip-words set → ADC-SSL trained and evaluated (01) → report (04)."""
     _wait_for_preparation(args, "lip-reading")
     data = ensure_profile_set(Path(args.lip_data), "quick", args.workers, benchmark="lip-words").resolve()
-    _warm_evaluation_caches(args, "lip-reading", out)
     run = out / "adc-ssl"
     print(f"training and evaluating adc-ssl on lip-words ({LIP_JOB['epochs']} epochs) …")
     execute("01_train", run, {"method": "adc-ssl", "data_dir": str(data), "benchmark": "lip-words",
@@ -407,7 +445,6 @@ def _localisation_stage(args, out: Path, execute) -> list[str]:
     _wait_for_preparation(args, "sound-localisation")
     data = ensure_profile_set(Path(args.loc_data), "quick", args.workers, benchmark="sounding-objects").resolve()
     check_quick_set(data, "sounding-objects")
-    _warm_evaluation_caches(args, "sound-localisation", out)
     run = out / "cmac"
     print(f"training and evaluating cmac on sounding-objects ({LOC_JOB['epochs']} epochs, {LOC_JOB['method_options']}) …")
     execute("01_train", run, {"method": "cmac", "data_dir": str(data), "benchmark": "sounding-objects",
@@ -416,7 +453,8 @@ def _localisation_stage(args, out: Path, execute) -> list[str]:
                               "val_every": 0, "task_options": LOC_JOB["task_options"],
                               "method_options": LOC_JOB["method_options"]})
     annotated = json.loads((run / "eval.json").read_text()).get("n_annotated", 0)
-    attention = (execute("08_attention", out, {"runs": [str(run)], "out_dir": str(out / "attention")}) if annotated
+    attention = (_execute_aside(args, "08_attention", out, {"runs": [str(run)], "out_dir": str(out / "attention")})
+                 if annotated
                  else "skipped: no test clip has a box (no vggss.json), so there is no localisation to draw")
     report = execute("04_report", out, {"runs": [str(run)], "out_dir": str(out)})
     _print_table("sound localisation · where β_v (the sound-guided map) and α_v (vision alone) put the sound on "
@@ -443,12 +481,12 @@ def _stage_data(stage: str, args) -> tuple[str, Path, dict]:
             "sound-localisation": ("sounding-objects", Path(args.loc_data), LOC_JOB["task_options"])}[stage]
 
 
-def _cache_command(stage: str, args, parts: list[str] | None = None) -> list[str]:
+def _cache_command(stage: str, args) -> list[str]:
     """``avlab prepare cache`` for a stage's set with its training run's decoding options."""
     _, data, options = _stage_data(stage, args)
     flags = [str(x) for k, v in options.items() for x in ("--" + k.replace("_", "-"), v)]
     return [sys.executable, "-m", "avlab", "prepare", "cache", "--data", str(data.resolve()),  # the runs' cache key
-            "--task", stage, "--workers", str(args.workers), "--quiet", *flags, *(["--splits", *parts] if parts else [])]
+            "--task", stage, "--workers", str(args.workers), "--quiet", *flags]
 
 
 def _preparation_commands(stage: str, args) -> list[list[str]]:
@@ -458,21 +496,6 @@ def _preparation_commands(stage: str, args) -> list[list[str]]:
         [sys.executable, "-m", "avlab", "synth", benchmark, "--profile", "quick", "--out", str(data), "--workers",
          str(args.workers), "--quiet"]]
     return generate + [_cache_command(stage, args)]
-
-
-def _warm_evaluation_caches(args, stage: str, out: Path) -> None:
-    """While a stage trains (its run decodes the training split at once), decode on idle CPU the
-    parts that model selection and the protocol read (a no-op for a stage prepared in the background)."""
-    from avlab.idle import IdleQueue
-    from avlab.registry import TASKS
-
-    _, data, options = _stage_data(stage, args)
-    task = TASKS.get(stage)
-    parts = [p for p in task.cache_parts(data, task.Config(**options)) if p != "train"]
-    if parts and os.name == "posix":
-        queue = IdleQueue(out / "background")
-        queue.add(f"{stage}-evaluation", [_cache_command(stage, args, parts)])
-        args.queues.append(queue.start())
 
 
 def _wait_for_preparation(args, stage: str) -> None:
@@ -500,15 +523,18 @@ def _run_main(args) -> int:
     if os.name == "posix":  # idle-priority children need POSIX scheduling
         for stage in args.tasks[1:]:
             args.background.add(stage, _preparation_commands(stage, args))
-    args.queues = [args.background]
+    args.queues, args.aside = [args.background], []
     outputs = []
     try:
         args.background.start()
         for task in args.tasks:
             outputs += MAIN_STAGES[task](args, out if task == "voice-face" else out / task, execute)
+        failed = _wait_for_notebooks_aside(args)
     finally:
         for queue in args.queues:
             queue.close()
+    if failed:
+        return failed
     print("\nmain job done. Outputs:")
     print("\n".join(outputs))
     return 0
@@ -715,6 +741,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="default: the pre-trained run's")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_lowshot)
+
+    s = sub.add_parser("notebook", help="execute one notebook with papermill into a folder, with its HTML export")
+    s.add_argument("name", help="a notebook path or a name in notebooks/ (e.g. 04_report)")
+    s.add_argument("--out", required=True, help="the folder the executed notebook, its HTML and its files go to")
+    s.add_argument("--params", default="{}", help="its parameters as a JSON object")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_notebook)
 
     s = sub.add_parser("sweep", help="run a notebook over a parameter grid with papermill")
     s.add_argument("notebook", help="a notebook path or a name in notebooks/ (e.g. 01_train)")
