@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/avlab run-main --data $(DATA) --lip-data $(LIP_DATA) --loc-data $(LOC_DATA) --out $(RUN) --workers $(WORKERS)
+	$(VENV)/bin/avlab run-main --data $(DATA) --lip-data $(LIP_DATA) --out $(RUN) --workers $(WORKERS)
 
 # The sound-localisation stage (CMAC on the quick sounding-objects set, ~4 min on 2 cores), apart
 # from `make run` so that the main job stays under 10 minutes.

@@ -182,7 +182,8 @@ def _launch_torchrun(nproc: int, argv_after_train: list[str]) -> int:
 
 def _prepare(args, rest: list[str] | None = None) -> int:
     """``avlab prepare shards``: the data's task pre-decodes its samples into WebDataset shards;
-    ``avlab prepare cache``: into the decoded-clip cache that training and evaluation read."""
+    ``avlab prepare cache``: into the decoded-clip cache that training and evaluation read (so that
+    several runs started together do not each decode the set)."""
     from avlab.data.manifest import detect_task
     from avlab.registry import TASKS
 
@@ -240,14 +241,6 @@ def _lowshot(args) -> int:
     return 0
 
 
-def _notebook(args) -> int:
-    from avlab.notebooks import execute
-
-    executed = execute(args.name, args.out, json.loads(args.params), progress=not args.quiet)
-    print(f"{executed} (+ .html)")
-    return 0
-
-
 def _sweep(args) -> int:
     from avlab.sweep import SlurmOptions, run_sweep
 
@@ -295,20 +288,15 @@ def _tasks(args) -> int:
     return 0
 
 
-def holds_a_set(data: Path) -> bool:
-    """A finished synthetic set (the manifest is written last) or the user's own data is at ``data``."""
-    from avlab.data.manifest import MANIFEST
-
-    return (data / MANIFEST).exists() or (data / "oracle.json").exists() or (
-        data.is_dir() and not (data / "synth_config.json").exists() and any(data.iterdir()))
-
-
 def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, progress: bool = True,
                        benchmark: str = "talking-faces") -> Path:
     """Generate ``benchmark`` at ``profile`` into ``data`` unless a complete set is there."""
+    from avlab.data.manifest import MANIFEST
+
     data = Path(data)
-    if holds_a_set(data):
-        return data
+    if (data / MANIFEST).exists() or (data / "oracle.json").exists() or (
+            data.is_dir() and not (data / "synth_config.json").exists() and any(data.iterdir())):
+        return data  # a finished synthetic set (the manifest is written last), or the user's own data
     print(f"generating the {profile} {benchmark} set at {data} …", file=sys.stderr)
     return _benchmark_owner(benchmark).generate(benchmark, data, profile=profile, workers=workers, progress=progress)
 
@@ -316,7 +304,7 @@ def ensure_profile_set(data: Path, profile: str = "quick", workers: int = 2, pro
 # The main job's recipe on the quick profile, chosen so that it learns within ~10 minutes on 2 cores
 # (README, "The main job"): 32² faces, 1-s voice crops on 40 mel bands (a step costs a third of the
 # 64² / 2-s / 64-band default), validation every 5 epochs.
-MAIN_JOB = {"epochs": 8, "val_every": 4, "face_size": 32, "task_options": {"crop_seconds": 1.0, "n_mels": 40}}
+MAIN_JOB = {"epochs": 12, "val_every": 4, "face_size": 32, "task_options": {"crop_seconds": 1.0, "n_mels": 40}}
 
 
 def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
@@ -341,39 +329,7 @@ def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
 
 # The lip-reading stage of the main job: ADC-SSL on the quick lip-words set at 24² ROIs / 20² crops
 # (a step costs ~60 % of the 32² / 28² default) for a few epochs, its epoch chosen on val.
-LIP_JOB = {"epochs": 3, "val_every": 1, "task_options": {"roi_size": 24, "crop_size": 20}}
-
-
-def _execute_aside(args, name: str, out: Path, parameters: dict) -> Path:
-    """Execute a notebook that nothing later in the job reads in the background on idle CPU, so that
-    it overlaps what follows, and return where it will be; ``run-main`` waits for it before it
-    finishes. Used for the data tour (beside a training whose one torch thread leaves a core to
-    spare) and the attention views (beside the last report), not beside a two-thread training,
-    which any background work slows more than it gains (README, "The main job"). Without POSIX
-    scheduling it runs now."""
-    from avlab.idle import IdleQueue
-    from avlab.notebooks import execute, notebook_path
-
-    if os.name != "posix":
-        return execute(name, out, parameters)
-    queue = IdleQueue(out / "background")
-    queue.add(name, [[sys.executable, "-m", "avlab", "notebook", name, "--out", str(out), "--params",
-                      json.dumps(parameters), "--quiet"]])
-    args.queues.append(queue.start())
-    args.aside.append((queue, name))
-    print(f"  {name} runs in the background (log: {queue.log_of(name)})")
-    return out / notebook_path(name).name
-
-
-def _wait_for_notebooks_aside(args) -> int:
-    """Wait for the notebooks run aside; 1 (and their logs named) if one failed."""
-    pending = [(q, name) for q, name in args.aside if not q.done(name)]
-    if pending:
-        print(f"waiting for {len(pending)} notebook(s) running in the background …", flush=True)
-    failed = [q.log_of(name) for q, name in args.aside if not q.wait(name)]
-    for log in failed:
-        print(f"run-main: error: a notebook failed in the background; its log: {log}", file=sys.stderr)
-    return 1 if failed else 0
+LIP_JOB = {"epochs": 5, "val_every": 1, "task_options": {"roi_size": 24, "crop_size": 20}}
 
 
 def _print_table(title: str, runs: list[str]) -> None:
@@ -386,10 +342,9 @@ def _print_table(title: str, runs: list[str]) -> None:
 
 def _voice_face_stage(args, out: Path, execute) -> list[str]:
     """Quick talking-faces set → data tour → CID and CMPC trained and evaluated (01) → report (04)."""
-    _wait_for_preparation(args, "voice-face")
     data = ensure_profile_set(Path(args.data), "quick", args.workers).resolve()
     check_quick_set(data)
-    tour = _execute_aside(args, "00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
+    tour = execute("00_data_tour", out, {"data_dir": str(data), "out_dir": str(out)})
     runs = []
     epochs = args.epochs or MAIN_JOB["epochs"]
     for method in ("cid", "cmpc"):
@@ -411,7 +366,6 @@ def _voice_face_stage(args, out: Path, execute) -> list[str]:
 
 def _lip_reading_stage(args, out: Path, execute) -> list[str]:
     """Quick lip-words set → ADC-SSL trained and evaluated (01) → report (04)."""
-    _wait_for_preparation(args, "lip-reading")
     data = ensure_profile_set(Path(args.lip_data), "quick", args.workers, benchmark="lip-words").resolve()
     run = out / "adc-ssl"
     print(f"training and evaluating adc-ssl on lip-words ({LIP_JOB['epochs']} epochs) …")
@@ -442,7 +396,6 @@ LOC_JOB = {"epochs": 12, "lr": 5e-3, "batch_size": 32,
 
 def _localisation_stage(args, out: Path, execute) -> list[str]:
     """Quick sounding-objects set → CMAC trained and evaluated (01) → attention views (08) → report (04)."""
-    _wait_for_preparation(args, "sound-localisation")
     data = ensure_profile_set(Path(args.loc_data), "quick", args.workers, benchmark="sounding-objects").resolve()
     check_quick_set(data, "sounding-objects")
     run = out / "cmac"
@@ -453,8 +406,7 @@ def _localisation_stage(args, out: Path, execute) -> list[str]:
                               "val_every": 0, "task_options": LOC_JOB["task_options"],
                               "method_options": LOC_JOB["method_options"]})
     annotated = json.loads((run / "eval.json").read_text()).get("n_annotated", 0)
-    attention = (_execute_aside(args, "08_attention", out, {"runs": [str(run)], "out_dir": str(out / "attention")})
-                 if annotated
+    attention = (execute("08_attention", out, {"runs": [str(run)], "out_dir": str(out / "attention")}) if annotated
                  else "skipped: no test clip has a box (no vggss.json), so there is no localisation to draw")
     report = execute("04_report", out, {"runs": [str(run)], "out_dir": str(out)})
     _print_table("sound localisation · where β_v (the sound-guided map) and α_v (vision alone) put the sound on "
@@ -469,72 +421,17 @@ def _localisation_stage(args, out: Path, execute) -> list[str]:
 
 MAIN_STAGES = {"voice-face": _voice_face_stage, "lip-reading": _lip_reading_stage,
                "sound-localisation": _localisation_stage}
-DEFAULT_STAGES = ("voice-face", "lip-reading", "sound-localisation")  # the ≤ 10-minute main job
-
-
-def _stage_data(stage: str, args) -> tuple[str, Path, dict]:
-    """A stage's quick benchmark, where it lives (its run-main flag) and the decoding options of its
-    training run (the cache the background fills must be the one the run reads)."""
-    return {"voice-face": ("talking-faces", Path(args.data), {"face_size": MAIN_JOB["face_size"],
-                                                               **MAIN_JOB["task_options"]}),
-            "lip-reading": ("lip-words", Path(args.lip_data), LIP_JOB["task_options"]),
-            "sound-localisation": ("sounding-objects", Path(args.loc_data), LOC_JOB["task_options"])}[stage]
-
-
-def _cache_command(stage: str, args) -> list[str]:
-    """``avlab prepare cache`` for a stage's set with its training run's decoding options."""
-    _, data, options = _stage_data(stage, args)
-    flags = [str(x) for k, v in options.items() for x in ("--" + k.replace("_", "-"), v)]
-    return [sys.executable, "-m", "avlab", "prepare", "cache", "--data", str(data.resolve()),  # the runs' cache key
-            "--task", stage, "--workers", str(args.workers), "--quiet", *flags]
-
-
-def _preparation_commands(stage: str, args) -> list[list[str]]:
-    """Generate a stage's quick set if it is missing, then decode it into the cache."""
-    benchmark, data, _ = _stage_data(stage, args)
-    generate = [] if holds_a_set(data) else [
-        [sys.executable, "-m", "avlab", "synth", benchmark, "--profile", "quick", "--out", str(data), "--workers",
-         str(args.workers), "--quiet"]]
-    return generate + [_cache_command(stage, args)]
-
-
-def _wait_for_preparation(args, stage: str) -> None:
-    """Block until the background has prepared ``stage``'s data; if it failed, say where its log is
-    (the stage then does the work itself: generation resumes where the background stopped)."""
-    queue = getattr(args, "background", None)
-    if queue is None or stage not in queue.keys:
-        return
-    if not queue.done(stage):
-        print(f"waiting for the background to finish preparing the {stage} data …", flush=True)
-    if not queue.wait(stage):
-        print(f"note: preparing the {stage} data in the background failed (log: {queue.log_of(stage)}); "
-              "doing it now", file=sys.stderr)
+DEFAULT_STAGES = ("voice-face", "lip-reading")  # the ≤ 10-minute main job
 
 
 def _run_main(args) -> int:
-    """The main job: each task's stage in turn (``--tasks``), then where everything landed. While
-    the first stage runs, the later stages' data are generated and decoded on otherwise idle CPU
-    (:mod:`avlab.idle`)."""
-    from avlab.idle import IdleQueue
+    """The main job: each task's stage in turn (``--tasks``), then where everything landed."""
     from avlab.notebooks import execute
 
     out = Path(args.out).resolve()
-    args.background = IdleQueue(out / "background")
-    if os.name == "posix":  # idle-priority children need POSIX scheduling
-        for stage in args.tasks[1:]:
-            args.background.add(stage, _preparation_commands(stage, args))
-    args.queues, args.aside = [args.background], []
     outputs = []
-    try:
-        args.background.start()
-        for task in args.tasks:
-            outputs += MAIN_STAGES[task](args, out if task == "voice-face" else out / task, execute)
-        failed = _wait_for_notebooks_aside(args)
-    finally:
-        for queue in args.queues:
-            queue.close()
-    if failed:
-        return failed
+    for task in args.tasks:
+        outputs += MAIN_STAGES[task](args, out if task == "voice-face" else out / task, execute)
     print("\nmain job done. Outputs:")
     print("\n".join(outputs))
     return 0
@@ -705,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_train, parser=s)
 
     s = sub.add_parser("prepare", help="pre-decode a dataset: into WebDataset shards (fast, streaming-size training) "
-                                       "or into the decoded-clip cache (so that the next run starts at once)",
+                                       "or into the decoded-clip cache (so that the runs that follow start at once)",
                        description="Task options (e.g. --face-size) follow; they fix the preprocessing.")
     s.add_argument("what", choices=["shards", "cache"])
     s.add_argument("--data", required=True)
@@ -741,13 +638,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="default: the pre-trained run's")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_lowshot)
-
-    s = sub.add_parser("notebook", help="execute one notebook with papermill into a folder, with its HTML export")
-    s.add_argument("name", help="a notebook path or a name in notebooks/ (e.g. 04_report)")
-    s.add_argument("--out", required=True, help="the folder the executed notebook, its HTML and its files go to")
-    s.add_argument("--params", default="{}", help="its parameters as a JSON object")
-    s.add_argument("--quiet", action="store_true")
-    s.set_defaults(func=_notebook)
 
     s = sub.add_parser("sweep", help="run a notebook over a parameter grid with papermill")
     s.add_argument("notebook", help="a notebook path or a name in notebooks/ (e.g. 01_train)")
