@@ -104,10 +104,11 @@ def test_main_job_lip_reading_and_localisation_stages_train_evaluate_and_report(
     ("tiny_sounding_objects", "sound-localisation", ["--image-size", "40", "--n-mels", "40"],
      "avlab.data.voxceleb._write_cache"),
     ("tiny_lip_words", "lip-reading", ["--roi-size", "22", "--crop-size", "18"], "avlab.data.lrw.imap_watched"),
+    ("tiny_set", "voice-face", ["--face-size", "40", "--n-mels", "40"], "avlab.data.voxceleb._write_cache"),
 ])
 def test_prepare_cache_decodes_every_split_a_run_reads(fixture, task, flags, decoder, request, monkeypatch, capsys):
-    """`avlab prepare cache` (what the main job runs in the background for its later stages): once
-    it has run, the training set and every split the protocol reads open without decoding a clip."""
+    """`avlab prepare cache`: once it has run, the training set and every split that model selection
+    and the protocol read open without decoding a clip."""
     from avlab.registry import TASKS
 
     data = request.getfixturevalue(fixture)

@@ -157,7 +157,9 @@ class LocalisationDataset:
         self.train, self.image_size, self.mel, self.augment = train, image_size, mel, augment
         self.seed, self.epoch = 0, 0
         self.crop = int(crop_seconds * mel.sample_rate)
-        cache = build_cache(Index(str(self.root), [], []), self.clips, image_size, KEY_FRAMES, workers, progress)
+        # the resolved root keys the cache: "data/x" and "/abs/data/x" share one
+        cache = build_cache(Index(str(self.root.resolve()), [], []), self.clips, image_size, KEY_FRAMES, workers,
+                            progress)
         data = np.load(cache)
         kept = set(data["paths"].tolist())  # clips that failed to decode are left out of the cache
         self.bad = json.loads(str(data["bad"])) if "bad" in data else []

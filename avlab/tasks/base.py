@@ -70,15 +70,17 @@ class Task(ABC):
         is cached). A task that reads its files directly has none."""
         return {}
 
-    def warm_cache(self, data: str | os.PathLike, cfg, parts=None, workers: int = 2, progress: bool = True) -> list[str]:
+    def warm_cache(self, data: str | os.PathLike, cfg, parts=None, workers: int = 2,
+                   progress: bool = True) -> list[str]:
         """Decode ``parts`` (default: all of :meth:`cache_parts`) now, so that training and evaluation
-        start at once (``avlab prepare cache``; the main job does it in the background). Returns the
-        parts decoded."""
+        start at once (``avlab prepare cache``, e.g. before several runs on one set start together
+        and would each decode it). Returns the parts decoded."""
         available = self.cache_parts(data, cfg, workers, progress)
         chosen = list(available) if parts is None else list(parts)
         unknown = [p for p in chosen if p not in available]
         if unknown:
-            raise ValueError(f"task {self.name!r} caches {', '.join(available) or 'nothing'}; it has no part(s) {unknown}")
+            raise ValueError(f"task {self.name!r} caches {', '.join(available) or 'nothing'}; "
+                             f"it has no part(s) {unknown}")
         for part in chosen:
             available[part]()
         return chosen

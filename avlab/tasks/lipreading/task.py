@@ -76,7 +76,8 @@ class LipReadingTask(Task):
         from avlab.tasks.lipreading.protocol import eval_dataset
 
         # training, model selection and the protocol read one cache per split
-        return {split: partial(eval_dataset, Path(data), cfg, split, workers, progress) for split in ("train", "val", "test")}
+        return {split: partial(eval_dataset, Path(data), cfg, split, workers, progress)
+                for split in ("train", "val", "test")}
 
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.lipreading.protocol import evaluate

@@ -59,7 +59,8 @@ class SoundLocalisationTask(Task):
 
     def cache_parts(self, data, cfg, workers: int = 2, progress: bool = True) -> dict:
         # training and the protocol read one cache per split
-        return {split: partial(self.dataset, data, cfg, (split,), False, workers, progress) for split in ("train", "test")}
+        return {split: partial(self.dataset, data, cfg, (split,), False, workers, progress)
+                for split in ("train", "test")}
 
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.localisation.protocol import evaluate
