@@ -1,4 +1,6 @@
 """The command line gives clear errors for bad input and generates sets."""
+from pathlib import Path
+
 import pytest
 
 from avlab.cli import main as cli
@@ -122,8 +124,32 @@ def test_prepare_cache_decodes_every_split_a_run_reads(fixture, task, flags, dec
     t = TASKS.get(task)
     opts = dict(zip((f[2:].replace("-", "_") for f in flags[::2]), (int(v) for v in flags[1::2])))
     cfg = t.Config(**opts)
+    # what training, model selection and the protocol build themselves, not what cache_parts builds
     assert len(t.train_dataset(data, cfg, workers=1, progress=False)) > 0
-    assert t.warm_cache(data, cfg, workers=1, progress=False)  # every split again: nothing left to decode
+    t.validator(data, cfg, workers=1)  # the val clips (localisation has no validator)
+    protocol_sets[task](Path(data), cfg)
+
+
+def _voice_face_protocol_set(root, cfg):
+    from avlab.tasks.voiceface.protocol import eval_dataset
+
+    return eval_dataset(root, cfg, 1, False)
+
+
+def _lip_reading_protocol_set(root, cfg):
+    from avlab.tasks.lipreading.protocol import eval_dataset
+
+    return eval_dataset(root, cfg, "test", 1, False)
+
+
+def _localisation_protocol_set(root, cfg):
+    from avlab.registry import TASKS
+
+    return TASKS.get("sound-localisation").dataset(root, cfg, ("test",), train=False, workers=1, progress=False)
+
+
+protocol_sets = {"voice-face": _voice_face_protocol_set, "lip-reading": _lip_reading_protocol_set,
+                 "sound-localisation": _localisation_protocol_set}
 
 
 def test_prepare_shards_still_needs_an_out_folder(tiny_sounding_objects, capsys):

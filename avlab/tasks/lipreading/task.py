@@ -76,8 +76,9 @@ class LipReadingTask(Task):
         from avlab.tasks.lipreading.protocol import eval_dataset
 
         # training, model selection and the protocol read one cache per split
-        return {split: partial(eval_dataset, Path(data), cfg, split, workers, progress)
-                for split in ("train", "val", "test")}
+        return {"train": partial(eval_dataset, Path(data), cfg, "train", workers, progress),
+                "val": partial(self.validator, data, cfg, workers),  # when the data has val clips
+                "test": partial(eval_dataset, Path(data), cfg, "test", workers, progress)}
 
     def evaluate(self, run: Path, cfg, method, data: Path, progress: bool = True, **options) -> dict:
         from avlab.tasks.lipreading.protocol import evaluate
