@@ -135,6 +135,19 @@ def test_cache_build_skips_clips_that_fail_to_decode(clip_dir, capfd):
         build_cache(index, index.clips, size=32, frames_per_clip=2, on_bad="fail")  # the reused cache, same policy
 
 
+def test_a_clip_rewritten_after_the_cache_was_built_is_decoded_again(clip_dir):
+    """A set regenerated in place (same paths, new files) must not be read from the old cache."""
+    root, good = clip_dir
+    index = index_dataset(root, workers=1, progress=False)
+    clips = [c for c in index.clips if c.path in good]
+    first = build_cache(index, clips, size=24, frames_per_clip=1, workers=1, progress=False)
+    assert build_cache(index, clips, size=24, frames_per_clip=1, workers=1, progress=False) == first  # reused
+    target = root / clips[0].path
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # as a regeneration would
+    assert build_cache(index, clips, size=24, frames_per_clip=1, workers=1, progress=False) != first
+
+
 def test_cache_build_can_fail_on_the_first_bad_clip(clip_dir):
     root, _ = clip_dir
     index = index_dataset(root, workers=1, progress=False)
