@@ -182,7 +182,7 @@ def build_cache(root: str | os.PathLike, clips: list[LipClip], roi_size: int, wo
     18560) int16, ``paths``, ``bad`` as JSON); returns its path. Keyed by the root, the ROI size
     and the clips' paths and modification times, so a regenerated set is decoded again."""
     root = Path(root).resolve()
-    stamp = [(c.path, (root / c.path).stat().st_mtime_ns if (root / c.path).exists() else 0) for c in clips]
+    stamp = [(c.path, media.modified_ns(root / c.path)) for c in clips]
     key = hashlib.sha1(json.dumps([str(root), roi_size, CACHE_VERSION, stamp]).encode()).hexdigest()[:16]
     out = cache_dir() / f"lrw-{key}.npz"
     if out.exists():

@@ -108,6 +108,15 @@ class MediaInfo:
         return self.n_frames / self.fps if self.fps else 0.0
 
 
+def modified_ns(path: str | os.PathLike) -> int:
+    """A file's modification time in ns, 0 when it is missing: part of a decode cache's key, so that
+    a set regenerated in place is decoded again (a missing file is named when decoding it fails)."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
 def write_mp4(path: str | os.PathLike, frames_rgb: np.ndarray, audio: np.ndarray, fps: int = 25,
               sample_rate: int = 16_000, crf: int = 23) -> None:
     """Write RGB uint8 frames (T, H, W, 3) and mono float audio as H.264 + AAC, atomically.

@@ -262,13 +262,6 @@ def _extract_one(args) -> dict:
     return {"path": clip.path, "audio": audio, "frames": frames, "notes": notes}
 
 
-def _mtime_ns(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return 0  # a missing file: decoding it will name it
-
-
 def build_cache(index: Index, clips: list[Clip], size: int, frames_per_clip: int = 4, workers: int = 2,
                 progress: bool = True, on_bad: str = "skip", max_bad_share: float = MAX_BAD_SHARE,
                 known_bad: list[dict] = ()) -> Path:
@@ -284,9 +277,8 @@ def build_cache(index: Index, clips: list[Clip], size: int, frames_per_clip: int
     files) counts towards both. A reused cache applies the same policy.
     """
     check_on_bad(on_bad)
-    # the files' modification times are in the key, so a set regenerated in place is decoded again
-    stamps = [(c.path, _mtime_ns(Path(index.root) / c.path)) for c in clips]
-    key = _key(index.root, size, frames_per_clip, CACHE_VERSION, *[f"{p}@{t}" for p, t in stamps])
+    stamps = [f"{c.path}@{media.modified_ns(Path(index.root) / c.path)}" for c in clips]
+    key = _key(index.root, size, frames_per_clip, CACHE_VERSION, *stamps)
     out = cache_dir() / f"clips-{key}.npz"
     if not out.exists():
         _write_cache(out, index, clips, size, frames_per_clip, workers, progress, on_bad)
