@@ -563,15 +563,19 @@ def _read_frames_fallback(path, indices, positions, size: int | None, failure: B
                           notes: list | None) -> np.ndarray:
     # decord 0.6 mis-copies frames whose RGB row is not aligned the way it expects (e.g. 48 px
     # wide) and gives up on a damaged packet; PyAV decodes those, skipping what it cannot.
-    frames = _decode_video(path, notes, failure)
-    if indices is not None and positions is None and max(indices, default=0) >= len(frames):
+    decoded = []  # PyAV frames, converted to RGB only when picked (most callers want a few of many)
+    _each_video_frame(path, notes, decoded.append, failure)
+    if indices is not None and positions is None and max(indices, default=0) >= len(decoded):
         raise _decode_error(path, f"frame {max(indices)} cannot be decoded", failure)
-    idx = _frame_indices(path, len(frames), indices, positions)
+    frames = [decoded[i].to_ndarray(format="rgb24") for i in _frame_indices(path, len(decoded), indices, positions)]
     if size:
         import cv2
 
-        return np.stack([cv2.resize(frames[i], (size, size), interpolation=cv2.INTER_AREA) for i in idx])
-    return frames[idx]
+        frames = [cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames]
+    if not frames:  # no index asked for: none, shaped like the video's frames
+        first = decoded[0]
+        return np.empty((0, size or first.height, size or first.width, 3), np.uint8)
+    return np.stack(frames)
 
 
 def _decode_video(path, notes: list | None, failure: BaseException | None = None) -> np.ndarray:
