@@ -18,10 +18,10 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.0
 .PHONY: run run-localisation test lab demo setup synth clean-venv help
 
 help:
-	@echo "make run   - set up .venv if needed, generate the quick synthetic set, run the main job"
+	@echo "make run   - set up .venv if needed, generate the quick synthetic sets, run the main job"
 	@echo "             (TORCH=auto|cpu|cuda picks the torch build set-up installs; see README)"
 	@echo "make test  - set up .venv if needed, run the whole test suite"
-	@echo "make run-localisation - the sound-localisation stage (CMAC on sounding-objects, ~4 min)"
+	@echo "make run-localisation - the main job's sound-localisation stage alone (CMAC on sounding-objects)"
 	@echo "make lab   - JupyterLab on notebooks/ with the avlab kernel"
 	@echo "make demo  - Gradio demo of the newest run on http://127.0.0.1:7860 (trains a quick one if none)"
 
@@ -38,10 +38,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/avlab run-main --data $(DATA) --lip-data $(LIP_DATA) --out $(RUN) --workers $(WORKERS)
+	$(VENV)/bin/avlab run-main --data $(DATA) --lip-data $(LIP_DATA) --loc-data $(LOC_DATA) --out $(RUN) --workers $(WORKERS)
 
-# The sound-localisation stage (CMAC on the quick sounding-objects set, ~4 min on 2 cores), apart
-# from `make run` so that the main job stays under 10 minutes.
+# The sound-localisation stage alone (CMAC on the quick sounding-objects set), e.g. to re-run it.
 run-localisation: $(STAMP)
 	$(VENV)/bin/avlab run-main --tasks sound-localisation --loc-data $(LOC_DATA) --out $(RUN) --workers $(WORKERS)
 

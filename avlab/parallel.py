@@ -32,6 +32,25 @@ class WorkerError(RuntimeError):
     the message keeps its type and text."""
 
 
+CORES_ENV = "AVLAB_CORES"
+
+
+def usable_cores() -> int:
+    """The cores this process may count as its own: ``$AVLAB_CORES`` when set (the share that
+    :mod:`avlab.stages` gives each of the jobs it runs side by side), else those the OS lets it run
+    on (``taskset``, a cgroup cpuset, a SLURM allocation; not a CPU quota such as ``docker --cpus``,
+    which it cannot see), else all of the machine's."""
+    given = os.environ.get(CORES_ENV)
+    if given:
+        if not given.strip().isdigit() or int(given) < 1:
+            raise ValueError(f"{CORES_ENV} must be a whole number of cores >= 1, got {given!r}")
+        return int(given)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def pool(workers: int, start_method: str | None = None):
     """A process pool: fork where available (workers only need numpy/OpenCV/PyAV/espeak, and fork
     works from scripts without a ``__main__`` guard), spawn elsewhere."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from avlab.methods.base import DataSpec, ModalitySpec, ModelConfig, create_method
+from avlab.parallel import usable_cores
 from avlab.registry import METHODS, TASKS
 
 CONFIG_VERSION = 3  # 3: CMAC's defaults changed (runs before keep theirs: migrate_config)
@@ -80,7 +81,7 @@ class TrainConfig:
 
 
 def default_workers() -> int:
-    return max(0, min(os.cpu_count() or 1, 4))
+    return max(0, min(usable_cores(), 4))
 
 
 def default_threads(workers: int, processes: int = 1, cores: int | None = None) -> int:
@@ -89,7 +90,7 @@ def default_threads(workers: int, processes: int = 1, cores: int | None = None) 
     >>> default_threads(0, cores=2), default_threads(2, cores=2), default_threads(1, processes=2, cores=16)
     (2, 1, 7)
     """
-    return max(1, (cores or os.cpu_count() or 1) // max(processes, 1) - workers)
+    return max(1, (cores or usable_cores()) // max(processes, 1) - workers)
 
 
 def _options(cls, given: dict, owner: str):

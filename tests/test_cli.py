@@ -65,7 +65,9 @@ def test_demo_on_a_taken_port_is_a_clear_error(tiny_cmpc_run, capsys):
 
 def test_main_job_lip_reading_and_localisation_stages_train_evaluate_and_report(
         tiny_lip_words, tiny_sounding_objects, tmp_path, capsys, monkeypatch):
-    """`avlab run-main --tasks lip-reading sound-localisation` on existing sets: ADC-SSL is trained
+    """`avlab run-main --tasks lip-reading sound-localisation --one-at-a-time` on existing sets (in
+    this process, so that the recipe patched here holds; tests/test_stages.py runs stages side by
+    side): ADC-SSL is trained
     and evaluated (01) and reported (04) with word accuracy beside chance and the visual oracle;
     then CMAC with the stage's recipe is trained and evaluated (01), its attention drawn (08) and reported (04) with cIoU beside the
     centre prior and the oracle. (The tiny set takes a smaller batch than the quick set's 32.)"""
@@ -77,7 +79,7 @@ def test_main_job_lip_reading_and_localisation_stages_train_evaluate_and_report(
     monkeypatch.setattr(avlab.cli, "check_quick_set", lambda data, benchmark: None)  # the tiny set is not quick
     out = tmp_path / "main"
     assert cli(["run-main", "--tasks", "lip-reading", "sound-localisation", "--lip-data", str(tiny_lip_words),
-                "--loc-data", str(tiny_sounding_objects), "--out", str(out), "--workers", "1"]) == 0
+                "--loc-data", str(tiny_sounding_objects), "--out", str(out), "--workers", "1", "--one-at-a-time"]) == 0
     printed = capsys.readouterr().out
 
     run = out / "lip-reading" / "adc-ssl"
@@ -100,6 +102,10 @@ def test_main_job_lip_reading_and_localisation_stages_train_evaluate_and_report(
     assert cfg["method_args"]["stop_grad_target"] is True and cfg["method_args"]["within_modal_negatives"] is False
     assert "sound localisation" in printed and "localisation/beta_v/auc" in printed and "oracle" in printed
     assert "main job done" in printed and str(out / "lip-reading" / "adc-ssl") in printed
+    # what a stage run side by side leaves for the job that started it (tests/test_stages.py)
+    for task, method in (("lip-reading", "adc-ssl"), ("sound-localisation", "cmac")):
+        record = json.loads((out / "stages" / f"{task}.json").read_text())
+        assert record["runs"] == [str(out / task / method)] and record["title"] and record["outputs"]
 
 
 @pytest.mark.parametrize("fixture, task, flags, decoder", [

@@ -1,0 +1,129 @@
+"""Jobs side by side (avlab.stages) and the main job's use of them (avlab run-main)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+from avlab.parallel import usable_cores
+from avlab.runs import default_threads, default_workers
+from avlab.stages import run_side_by_side, share_of
+from avlab.tasks.base import Task
+
+# A job that reports the share it was given, as the runs it starts would see it.
+REPORT_SHARE = ("import os; from avlab.parallel import usable_cores; from avlab.runs import default_threads; "
+                "print('cores', usable_cores(), 'omp', os.environ['OMP_NUM_THREADS'], 'threads', default_threads(0))")
+
+
+def _meet(me: str, other: str, folder, exit_code: int = 0) -> list[str]:
+    """A job that leaves a mark and waits (30 s at most) for ``other``'s: it ends well only if the
+    two ran at the same time."""
+    code = ("import pathlib, sys, time; d = pathlib.Path(sys.argv[1]); (d / sys.argv[2]).touch(); "
+            "end = time.time() + 30\n"
+            "while not (d / sys.argv[3]).exists():\n"
+            "    if time.time() > end: print('alone'); sys.exit(9)\n"
+            "    time.sleep(0.05)\n"
+            "print(sys.argv[2], 'met', sys.argv[3]); sys.exit(int(sys.argv[4]))")
+    return [sys.executable, "-c", code, str(folder), me, other, str(exit_code)]
+
+
+def test_each_job_gets_its_share_of_the_cores_and_its_own_log_and_a_failure_stops_no_other(tmp_path):
+    commands = {"a": [sys.executable, "-c", REPORT_SHARE],
+                "b": _meet("b", "c", tmp_path, exit_code=3), "c": _meet("c", "b", tmp_path)}
+    finished = run_side_by_side(commands, tmp_path / "logs", share=1, progress=False, poll_seconds=0.05)
+
+    assert set(finished) == {"a", "b", "c"}
+    assert finished["a"].ok and finished["c"].ok and not finished["b"].ok and finished["b"].returncode == 3
+    assert finished["b"].how == "FAILED (exit 3)"
+    # one core each, and the runs the job starts size their torch threads by it
+    assert (tmp_path / "logs" / "a.log").read_text().split() == ["cores", "1", "omp", "1", "threads", "1"]
+    assert finished["b"].log_tail() == "b met c" and (tmp_path / "logs" / "c.log").read_text() == "c met b\n"
+
+
+def test_an_interrupted_side_by_side_run_stops_the_jobs_it_started(tmp_path, monkeypatch):
+    """A job that cannot be started (a missing program) interrupts the run: the one already started
+    is stopped and reaped, not left running."""
+    import subprocess
+
+    started, real_popen = [], subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    commands = {"sleeper": [sys.executable, "-c", "import time; time.sleep(60)"],
+                "missing": [str(tmp_path / "no-such-program")]}
+    with pytest.raises(FileNotFoundError):
+        run_side_by_side(commands, tmp_path / "logs", share=1, progress=False)
+    assert len(started) == 1 and started[0].returncode is not None  # stopped and waited for
+
+
+def test_usable_cores_follows_avlab_cores_and_refuses_nonsense(monkeypatch):
+    monkeypatch.setenv("AVLAB_CORES", "3")
+    assert usable_cores() == 3 and default_threads(1) == 2 and default_workers() == 3
+    monkeypatch.setenv("AVLAB_CORES", "0")
+    with pytest.raises(ValueError, match="AVLAB_CORES must be a whole number of cores >= 1, got '0'"):
+        usable_cores()
+    monkeypatch.delenv("AVLAB_CORES")
+    assert usable_cores() == len(os.sched_getaffinity(0))  # the cores this process may run on
+
+
+def _fake_stage(record_path, record: dict) -> list[str]:
+    """A command that behaves like a stage of run-main that finished: it writes the stage's record."""
+    return [sys.executable, "-c", "import pathlib, sys; p = pathlib.Path(sys.argv[1]); "
+            "p.parent.mkdir(parents=True, exist_ok=True); p.write_text(sys.argv[2])", str(record_path),
+            json.dumps(record)]
+
+
+def test_the_main_job_runs_its_stages_side_by_side_and_reports_each(tmp_path, monkeypatch, capsys):
+    """Every set is made and decoded first; each stage then runs in its own process (the command
+    that ``avlab run-main --tasks STAGE`` would be), and the job prints each finished stage's table
+    and outputs; a stage that fails is named with the end of its log (a record left by an earlier
+    job does not stand in for it), and the job exits 1."""
+    import avlab.cli as cli
+    from avlab.registry import TASKS
+
+    made, decoded, tables, launched = [], [], [], {}
+
+    def fake_set(data, profile, workers, benchmark):
+        made.append(benchmark)
+        return data
+
+    monkeypatch.setattr(cli, "ensure_profile_set", fake_set)
+    monkeypatch.setattr(cli, "check_quick_set", lambda data, benchmark: None)
+    monkeypatch.setattr(Task, "warm_cache", lambda self, data, cfg, workers: decoded.append((self.name, cfg)))
+    monkeypatch.setattr(cli, "_print_table", lambda title, runs: tables.append((title, runs)))
+    real_command = cli._stage_command
+
+    def fake_command(task, args, out, share):
+        launched[task] = cli.build_parser().parse_args(real_command(task, args, out, share)[3:])
+        if task == "lip-reading":
+            return [sys.executable, "-c", "print('stage broke'); raise SystemExit(5)"]
+        return _fake_stage(cli._stage_record(out, task),
+                           {"title": f"{task} table", "runs": [f"{task}-run"], "outputs": [f"  {task} output"]})
+
+    monkeypatch.setattr(cli, "_stage_command", fake_command)
+    out = tmp_path / "main"
+    stale = cli._stage_record(out.resolve(), "lip-reading")
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"title": "stale table", "runs": ["old-run"], "outputs": ["  stale output"]}))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run-main", "--out", "main", "--data", "tf", "--workers", "2", "--epochs", "3"]) == 1
+
+    assert made == ["talking-faces", "lip-words", "sounding-objects"]
+    # decoded as each stage's recipe reads them
+    assert [(name, cfg) for name, cfg in decoded] == [
+        (t, TASKS.get(t).Config(**cli._stage_task_options(t))) for t in cli.DEFAULT_STAGES]
+    # each stage's own command: one task, the same sets (absolute) and folder, workers that fit its share
+    share = share_of(usable_cores(), 3)
+    assert {t: a.tasks for t, a in launched.items()} == {t: [t] for t in cli.DEFAULT_STAGES}
+    assert all(a.out == str(out.resolve()) and a.epochs == 3 and a.workers == min(2, share - 1)
+               and a.data == str(tmp_path / "tf") for a in launched.values())
+    assert tables == [("voice-face table", ["voice-face-run"]), ("sound-localisation table", ["sound-localisation-run"])]
+    printed = capsys.readouterr()
+    assert "the lip-reading stage FAILED (exit 5)" in printed.err and "stage broke" in printed.err
+    assert "  voice-face output" in printed.out and "  sound-localisation output" in printed.out
+    assert "the lip-reading stage(s) failed" in printed.out and "stale" not in printed.out
