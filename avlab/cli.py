@@ -397,7 +397,7 @@ def _lip_reading_stage(args, out: Path, execute) -> dict:
 
 
 # The sound-localisation stage: CMAC on the quick sounding-objects set (1,200 training clips of 48²
-# frames with one silent distractor) for 12 epochs at lr 5e-3 on 40 mel bands, frames and sound not
+# frames with one silent distractor) for 10 epochs at lr 5e-3 on 40 mel bands, frames and sound not
 # augmented, with stop-gradient targets and cross-modal negatives only: the CMAC variant that
 # localised in every seed of the benchmark (the DESIGN defaults did not beat the centre prior;
 # README, "Sound-source localisation"). 40 bands rather than 64 make a step a third cheaper.

@@ -74,6 +74,7 @@ class SideBySide:
         self.env = {**os.environ, CORES_ENV: str(share), "OMP_NUM_THREADS": str(share),
                     "PYTHONUNBUFFERED": "1"}  # the log shows what a job printed up to the moment it stopped
         self.started = time.monotonic()
+        self.started_at: dict[str, float] = {}
         self.running: dict[str, tuple[subprocess.Popen, Path]] = {}
         self.finished: dict[str, Finished] = {}
         self.bar = tqdm(total=total, desc="side by side", unit="job", disable=not progress)
@@ -83,16 +84,26 @@ class SideBySide:
         self._handlers = _interrupt_on_termination()
         return self
 
-    def __exit__(self, *exc) -> None:
-        _stop([proc for proc, _ in self.running.values()])
-        _restore(self._handlers)
-        self.bar.close()
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            alive = [name for name, (proc, _) in self.running.items() if proc.poll() is None]
+            if alive:
+                self.bar.write(f"stopping {', '.join(alive)} (logs in {self.logs})")
+            _stop([proc for proc, _ in self.running.values()])
+        finally:
+            _restore(self._handlers)
+            self.bar.close()
 
     def start(self, name: str, argv: list[str]) -> None:
+        if name in self.running:
+            raise ValueError(f"a job named {name!r} was started already")
         log = self.logs / f"{name}.log"
+        self.started_at[name] = time.monotonic()
         with open(log, "w") as out:  # the child holds its own copy of the descriptor
+            # its own process group: a Ctrl-C in the terminal reaches this process only, which
+            # passes it on once (_stop) instead of the job getting it twice
             self.running[name] = (subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, env=self.env), log)
+                                                   stdin=subprocess.DEVNULL, env=self.env, process_group=0), log)
         self._show_running()
 
     def wait(self) -> dict[str, Finished]:
@@ -100,9 +111,11 @@ class SideBySide:
             for name, (proc, log) in self.running.items():
                 if name in self.finished or proc.poll() is None:
                     continue
-                done = self.finished[name] = Finished(name, proc.returncode, time.monotonic() - self.started, log)
+                now = time.monotonic()
+                done = self.finished[name] = Finished(name, proc.returncode, now - self.started_at[name], log)
                 self.bar.update()
-                self.bar.write(f"{name}: {done.how} after {done.seconds:.0f} s (log: {log})")
+                self.bar.write(f"{name}: {done.how} after {done.seconds:.0f} s, {now - self.started:.0f} s into the "
+                               f"job (log: {log})")
                 self._show_running()
             self.bar.refresh()  # the elapsed time moves even while no job ends
             time.sleep(self.poll_seconds)
@@ -131,22 +144,41 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         for proc in alive:
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):  # another Ctrl-C: the next signal now
+                break
+
+
+_INSTALLED: dict = {}  # signal → the handler ours replaced, while jobs run
 
 
 def _interrupt_on_termination() -> dict:
     """SIGTERM and SIGHUP raise KeyboardInterrupt while jobs run, so that they are stopped too
-    (a batch system's cancel, a closed terminal); the previous handlers are returned."""
+    (a batch system's cancel, a closed terminal); the previous handlers are returned. A signal
+    that is ignored (``nohup``) stays ignored."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    try:
-        return {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    except ValueError:  # not the main thread: leave the handlers alone
-        return {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_IGN, None):  # ignored, or a handler not set from Python
+            continue
+        try:
+            _INSTALLED[sig] = signal.signal(sig, interrupt)
+        except ValueError:  # not the main thread: leave the handlers alone
+            break
+    return dict(_INSTALLED)
 
 
 def _restore(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+        _INSTALLED.pop(sig, None)
+
+
+def _previous_handlers_in_child() -> None:
+    # A process forked meanwhile (a generator's or decoder's worker pool) must die of SIGTERM as
+    # before, not raise in its own copy of this process (Pool.terminate sends SIGTERM).
+    for sig, handler in _INSTALLED.items():
+        signal.signal(sig, handler)
+
+
+os.register_at_fork(after_in_child=_previous_handlers_in_child)

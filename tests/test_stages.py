@@ -38,7 +38,8 @@ def test_each_job_gets_its_share_of_the_cores_and_its_own_log_and_a_failure_stop
     assert finished["a"].ok and finished["c"].ok and not finished["b"].ok and finished["b"].returncode == 3
     assert finished["b"].how == "FAILED (exit 3)"
     # one core each, and the runs the job starts size their torch threads by it
-    assert (tmp_path / "logs" / "a.log").read_text().split() == ["cores", "1", "omp", "1", "threads", "1"]
+    assert (tmp_path / "logs" / "a.log").read_text().splitlines()[-1].split() == ["cores", "1", "omp", "1",
+                                                                                   "threads", "1"]
     assert finished["b"].log_tail() == "b met c" and (tmp_path / "logs" / "c.log").read_text() == "c met b\n"
 
 
@@ -61,6 +62,46 @@ def test_an_interrupted_side_by_side_run_stops_the_jobs_it_started(tmp_path, mon
     assert len(started) == 1 and started[0].returncode is not None  # stopped and waited for
 
 
+def test_while_jobs_run_termination_interrupts_this_process_but_not_its_worker_pools(tmp_path, capfd):
+    """SIGTERM and SIGHUP raise KeyboardInterrupt here while jobs run (so that they are stopped);
+    an ignored SIGHUP (nohup) stays ignored; a worker pool forked meanwhile still dies quietly of the
+    SIGTERM its pool sends when it closes; the handlers are put back afterwards."""
+    import signal
+
+    from avlab.parallel import imap_watched
+    from avlab.stages import SideBySide
+
+    before_term, before_hup = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with SideBySide(tmp_path / "logs", share=1, total=0, progress=False) as jobs:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert _dies_of_sigterm_when_forked()  # as a worker pool's process does when its pool closes
+            assert list(imap_watched(abs, [-1, -2, -3], workers=2)) == [1, 2, 3]
+            with pytest.raises(KeyboardInterrupt, match="signal 15"):
+                os.kill(os.getpid(), signal.SIGTERM)
+            assert jobs.wait() == {}
+        assert signal.getsignal(signal.SIGTERM) is before_term and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before_hup)
+    assert "KeyboardInterrupt" not in capfd.readouterr().err
+
+
+def _dies_of_sigterm_when_forked() -> bool:
+    import signal
+    import time
+
+    pid = os.fork()
+    if pid == 0:  # the child: killed by the signal, or exit 3 if a handler ran instead
+        try:
+            time.sleep(30)
+        finally:
+            os._exit(3)
+    time.sleep(0.2)
+    os.kill(pid, signal.SIGTERM)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
 def test_usable_cores_follows_avlab_cores_and_refuses_nonsense(monkeypatch):
     monkeypatch.setenv("AVLAB_CORES", "3")
     assert usable_cores() == 3 and default_threads(1) == 2 and default_workers() == 3
@@ -79,10 +120,10 @@ def _fake_stage(record_path, record: dict) -> list[str]:
 
 
 def test_the_main_job_runs_its_stages_side_by_side_and_reports_each(tmp_path, monkeypatch, capsys):
-    """Every set is made and decoded first; each stage then runs in its own process (the command
-    that ``avlab run-main --tasks STAGE`` would be), and the job prints each finished stage's table
-    and outputs; a stage that fails is named with the end of its log (a record left by an earlier
-    job does not stand in for it), and the job exits 1."""
+    """Every set is made and decoded; each stage then runs in its own process (the command that
+    ``avlab run-main --tasks STAGE`` would be), and the job prints each finished stage's table and
+    outputs; a stage that fails, or ends without its record (one left by an earlier job does not
+    stand in for it), is named with the end of its log, and the job exits 1."""
     import avlab.cli as cli
     from avlab.registry import TASKS
 
@@ -100,7 +141,9 @@ def test_the_main_job_runs_its_stages_side_by_side_and_reports_each(tmp_path, mo
 
     def fake_command(task, args, out, share):
         launched[task] = cli.build_parser().parse_args(real_command(task, args, out, share)[3:])
-        if task == "lip-reading":
+        if task == "lip-reading":  # ends well but writes no record: the stale one must not stand in
+            return [sys.executable, "-c", "print('no record written')"]
+        if task == "sound-localisation":
             return [sys.executable, "-c", "print('stage broke'); raise SystemExit(5)"]
         return _fake_stage(cli._stage_record(out, task),
                            {"title": f"{task} table", "runs": [f"{task}-run"], "outputs": [f"  {task} output"]})
@@ -121,9 +164,10 @@ def test_the_main_job_runs_its_stages_side_by_side_and_reports_each(tmp_path, mo
     share = share_of(usable_cores(), 3)
     assert {t: a.tasks for t, a in launched.items()} == {t: [t] for t in cli.DEFAULT_STAGES}
     assert all(a.out == str(out.resolve()) and a.epochs == 3 and a.workers == min(2, share - 1)
-               and a.data == str(tmp_path / "tf") for a in launched.values())
-    assert tables == [("voice-face table", ["voice-face-run"]), ("sound-localisation table", ["sound-localisation-run"])]
+               and a.data == str((tmp_path / "tf").resolve()) for a in launched.values())
+    assert tables == [("voice-face table", ["voice-face-run"])]
     printed = capsys.readouterr()
-    assert "the lip-reading stage FAILED (exit 5)" in printed.err and "stage broke" in printed.err
-    assert "  voice-face output" in printed.out and "  sound-localisation output" in printed.out
-    assert "the lip-reading stage(s) failed" in printed.out and "stale" not in printed.out
+    assert "the lip-reading stage ended without its record" in printed.err and "no record written" in printed.err
+    assert "the sound-localisation stage FAILED (exit 5)" in printed.err and "stage broke" in printed.err
+    assert "  voice-face output" in printed.out and "stale" not in printed.out
+    assert "the lip-reading, sound-localisation stage(s) failed" in printed.out
