@@ -106,7 +106,8 @@ class SideBySide:
                                                    stdin=subprocess.DEVNULL, env=self.env, process_group=0), log)
         self._show_running()
 
-    def wait(self) -> dict[str, Finished]:
+    def wait(self, refresh_seconds: float = 5.0) -> dict[str, Finished]:
+        last_refresh = time.monotonic()
         while len(self.finished) < len(self.running):
             for name, (proc, log) in self.running.items():
                 if name in self.finished or proc.poll() is None:
@@ -117,7 +118,9 @@ class SideBySide:
                 self.bar.write(f"{name}: {done.how} after {done.seconds:.0f} s, {now - self.started:.0f} s into the "
                                f"job (log: {log})")
                 self._show_running()
-            self.bar.refresh()  # the elapsed time moves even while no job ends
+            if time.monotonic() - last_refresh >= refresh_seconds:  # the elapsed time moves while no job ends
+                self.bar.refresh()  # (not at every poll: a log of the terminal would fill with bars)
+                last_refresh = time.monotonic()
             time.sleep(self.poll_seconds)
         return dict(self.finished)
 
