@@ -322,20 +322,21 @@ def main_job_cluster_warmup(epochs: int) -> int:
 
 def check_quick_set(data: Path, benchmark: str = "talking-faces") -> None:
     """Refuse a synthetic set generated with an older quick profile (its numbers would not be the
-    main job's); nothing is deleted."""
+    main job's); nothing is deleted. Benchmarks whose quick profile is not checked (lip-words) and
+    the user's own data pass."""
     from dataclasses import asdict
 
     from avlab.data.synth.sounding_objects import SoundingObjectsConfig
     from avlab.data.synth.talking_faces import TalkingFacesConfig
 
+    profile = {"talking-faces": TalkingFacesConfig, "sounding-objects": SoundingObjectsConfig}.get(benchmark)
     stamp = data / "synth_config.json"
-    if not stamp.exists():
-        return  # the user's own data
-    profile = {"talking-faces": TalkingFacesConfig, "sounding-objects": SoundingObjectsConfig}[benchmark]
+    if profile is None or not stamp.exists():
+        return
     have, want = json.loads(stamp.read_text()), json.loads(json.dumps(asdict(profile.from_profile("quick"))))
     differs = {k: f"{have.get(k)} (now {v})" for k, v in want.items() if have.get(k) != v}
     if differs:
-        flag = {"talking-faces": "--data", "sounding-objects": "--loc-data"}[benchmark]
+        flag = next("--" + attr.replace("_", "-") for attr, b in STAGE_DATA.values() if b == benchmark)
         raise ValueError(f"{data} holds a quick set from an older profile ({differs}); move it away (or pass "
                          f"{flag} NEW_FOLDER) to generate the current one — nothing was deleted")
 
@@ -484,8 +485,7 @@ def _stages_side_by_side(args, out: Path) -> tuple[dict, list[str]]:
           f"ready; their progress goes to {out / 'stages'}/<stage>.log", flush=True)
     for task in args.tasks:  # a quick set of an older profile is refused before anything starts
         flag, benchmark = STAGE_DATA[task]
-        if benchmark in ("talking-faces", "sounding-objects"):
-            check_quick_set(Path(getattr(args, flag)), benchmark)
+        check_quick_set(Path(getattr(args, flag)), benchmark)
     with SideBySide(out / "stages", share, total=len(args.tasks)) as jobs:
         for task in args.tasks:
             flag, benchmark = STAGE_DATA[task]

@@ -128,15 +128,6 @@ class SideBySide:
         self.bar.set_postfix_str("running: " + ", ".join(n for n in self.running if n not in self.finished))
 
 
-def run_side_by_side(commands: dict[str, list[str]], logs: str | os.PathLike, share: int,
-                     progress: bool = True, poll_seconds: float = 0.5) -> dict[str, Finished]:
-    """Start every command at once (``name → argv``) and wait for all (:class:`SideBySide`)."""
-    with SideBySide(logs, share, len(commands), progress, poll_seconds) as jobs:
-        for name, argv in commands.items():
-            jobs.start(name, argv)
-        return jobs.wait()
-
-
 def _stop(procs: list[subprocess.Popen]) -> None:
     """Interrupt the jobs still running (as Ctrl-C would), then terminate, then kill the stragglers."""
     for how in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):

@@ -9,8 +9,16 @@ import pytest
 
 from avlab.parallel import usable_cores
 from avlab.runs import default_threads, default_workers
-from avlab.stages import run_side_by_side, share_of
+from avlab.stages import SideBySide, share_of
 from avlab.tasks.base import Task
+
+
+def run_side_by_side(commands: dict[str, list[str]], logs, **options) -> dict:
+    """Start every command at once and wait for all."""
+    with SideBySide(logs, total=len(commands), **options) as jobs:
+        for name, argv in commands.items():
+            jobs.start(name, argv)
+        return jobs.wait()
 
 # A job that reports the share it was given, as the runs it starts would see it.
 REPORT_SHARE = ("import os; from avlab.parallel import usable_cores; from avlab.runs import default_threads; "
@@ -69,7 +77,6 @@ def test_while_jobs_run_termination_interrupts_this_process_but_not_its_worker_p
     import signal
 
     from avlab.parallel import imap_watched
-    from avlab.stages import SideBySide
 
     before_term, before_hup = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
