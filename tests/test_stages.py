@@ -78,11 +78,11 @@ def test_while_jobs_run_termination_interrupts_this_process_but_not_its_worker_p
 
     from avlab.parallel import imap_watched
 
+    assert _dies_of_sigterm_when_forked(tmp_path)  # as a worker pool's process does when its pool closes
     before_term, before_hup = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         with SideBySide(tmp_path / "logs", share=1, total=0, progress=False) as jobs:
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-            assert _dies_of_sigterm_when_forked()  # as a worker pool's process does when its pool closes
             assert list(imap_watched(abs, [-1, -2, -3], workers=2)) == [1, 2, 3]
             with pytest.raises(KeyboardInterrupt, match="signal 15"):
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -93,20 +93,42 @@ def test_while_jobs_run_termination_interrupts_this_process_but_not_its_worker_p
     assert "KeyboardInterrupt" not in capfd.readouterr().err
 
 
-def _dies_of_sigterm_when_forked() -> bool:
-    import signal
-    import time
-
+# In a fresh interpreter (forking the test process, with its threads, can hang the child): a child
+# forked while jobs run says it is ready, gets SIGTERM, and must die of it.
+FORK_AND_TERMINATE = """
+import os, signal, sys, time
+from avlab.stages import SideBySide
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+with SideBySide(sys.argv[1], share=1, total=0, progress=False):
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: killed by the signal, or exit 3 if a handler ran instead
+    if pid == 0:
         try:
+            os.write(ready_w, b"1")
             time.sleep(30)
         finally:
             os._exit(3)
-    time.sleep(0.2)
+    os.read(ready_r, 1)
     os.kill(pid, signal.SIGTERM)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            print("signalled" if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM else "exited")
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        print("hung")
+"""
+
+
+def _dies_of_sigterm_when_forked(tmp_path) -> bool:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", FORK_AND_TERMINATE, str(tmp_path / "fork-logs")],
+                         capture_output=True, text=True, timeout=120)
+    return out.stdout.strip() == "signalled"
 
 
 def test_usable_cores_follows_avlab_cores_and_refuses_nonsense(monkeypatch):
