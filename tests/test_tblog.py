@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from avlab import tblog
+from avlab.tasks.voiceface import projector
 
 
 def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -67,7 +68,7 @@ def test_write_projector_of_the_test_embeddings(tiny_cmpc_run):
     emb = np.load(tiny_cmpc_run / "embeddings.npz")
     n = int((emb["split"] == "unseen_unheard").sum())
     for _ in range(2):  # rewriting replaces, never appends a second config entry
-        out = tblog.write_projector(tiny_cmpc_run, thumb=16)
+        out = projector.write_projector(tiny_cmpc_run, thumb=16)
     config = (out / "projector_config.pbtxt").read_text()
     assert config.count("embeddings {") == 1
     meta = next(out.rglob("metadata.tsv")).read_text().splitlines()
@@ -109,7 +110,7 @@ def _get(url: str):
 
 @pytest.mark.slow
 def test_avlab_tb_serves_scalars_and_the_projector(tiny_cmpc_run, tmp_path):
-    tblog.write_projector(tiny_cmpc_run, thumb=16)
+    projector.write_projector(tiny_cmpc_run, thumb=16)
     port = _free_port()
     log = open(tmp_path / "tb.log", "w")
     proc = subprocess.Popen([str(Path(__import__("sys").executable).parent / "avlab"), "tb", str(tiny_cmpc_run),

@@ -1,7 +1,8 @@
 """Writes the committed notebooks from the cell sources below (outputs empty, `parameters` tagged).
 
 Edit here and re-run `python tools/make_notebooks.py`, or edit in JupyterLab and clear outputs;
-tests/test_notebooks.py checks that committed notebooks carry no outputs. Cells of kind "fig" are
+tests/test_notebooks.py checks that the committed notebooks are what this script writes, without
+outputs. Cells of kind "fig" are
 tagged `figure`: the tests require each of them, executed, to show at least one image, plotly
 figure or media element, in the notebook and in its HTML export.
 """
@@ -394,7 +395,7 @@ write_projector = True     # TensorBoard projector of each run's test embeddings
     ("code", """
 from pathlib import Path
 from IPython.display import display
-from avlab import tblog
+from avlab.tasks.voiceface import projector
 from avlab.viz import report, evaluate
 from avlab.viz.display import html, setup, show
 
@@ -449,7 +450,7 @@ if task.name == "lip-reading":
     ("code", """
 if voice_face and write_projector:
     for r in runs:
-        print("projector:", tblog.write_projector(r))
+        print("projector:", projector.write_projector(r))
     print("open it with: avlab tb", " ".join(map(str, runs)))
 """),
 ]
@@ -691,15 +692,15 @@ att.attention_browser(loaded, map_name, threshold)
 """),
 ]
 
+# file name → cells; tests/test_notebooks.py checks that the committed notebooks are exactly these.
+NOTEBOOKS = {
+    "00_data_tour.ipynb": DATA_TOUR, "01_train.ipynb": TRAIN, "02_cluster_inspection.ipynb": CLUSTERS,
+    "03_embedding_umap.ipynb": UMAP, "04_report.ipynb": REPORT, "05_evaluate.ipynb": EVALUATE,
+    "06_sweep_summary.ipynb": SWEEP_SUMMARY, "07_lipreading.ipynb": LIPREADING, "08_attention.ipynb": ATTENTION,
+}
+
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
-    nbf.write(notebook(DATA_TOUR), HERE / "00_data_tour.ipynb")
-    nbf.write(notebook(TRAIN), HERE / "01_train.ipynb")
-    nbf.write(notebook(REPORT), HERE / "04_report.ipynb")
-    nbf.write(notebook(CLUSTERS), HERE / "02_cluster_inspection.ipynb")
-    nbf.write(notebook(UMAP), HERE / "03_embedding_umap.ipynb")
-    nbf.write(notebook(EVALUATE), HERE / "05_evaluate.ipynb")
-    nbf.write(notebook(SWEEP_SUMMARY), HERE / "06_sweep_summary.ipynb")
-    nbf.write(notebook(LIPREADING), HERE / "07_lipreading.ipynb")
-    nbf.write(notebook(ATTENTION), HERE / "08_attention.ipynb")
+    for name, cells in NOTEBOOKS.items():
+        nbf.write(notebook(cells), HERE / name)
     print("wrote notebooks to", HERE)
