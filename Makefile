@@ -23,7 +23,7 @@ help:
 	@echo "make test  - set up .venv if needed, run the whole test suite"
 	@echo "make run-localisation - the main job's sound-localisation stage alone (CMAC on sounding-objects)"
 	@echo "make lab   - JupyterLab on notebooks/ with the avlab kernel"
-	@echo "make demo  - Gradio demo of the newest run on http://127.0.0.1:7860 (trains a quick one if none)"
+	@echo "make demo  - Gradio demo of the newest run of each task on http://127.0.0.1:7860 (trains a quick one if none)"
 
 # Re-install whenever pyproject.toml changes (the stamp is older than it).
 $(STAMP): pyproject.toml

@@ -529,17 +529,17 @@ def _run_main(args) -> int:
     return 1 if failed else 0
 
 
-def _demo_run(args) -> Path:
-    """The run to demo: --run, else the newest finished run under --runs-dir, else a quick CMPC run
-    trained (and evaluated) now on the quick synthetic set."""
-    from avlab.runs import newest_run
+def _demo_runs(args) -> list[Path]:
+    """The runs to demo: --run, else the newest finished run of each task under --runs-dir, else a
+    quick CMPC run trained (and evaluated) now on the quick synthetic set."""
+    from avlab.runs import newest_runs
 
     if args.run:
-        return Path(args.run)
-    run = newest_run(args.runs_dir)
-    if run is not None:
-        print(f"demo: using the newest run, {run}", file=sys.stderr)
-        return run
+        return [Path(r) for r in args.run]
+    runs = newest_runs(args.runs_dir)
+    if runs:
+        print(f"demo: using the newest run of each task: {', '.join(map(str, runs))}", file=sys.stderr)
+        return runs
     from avlab.eval.run_eval import evaluate_run
     from avlab.runs import TrainConfig
     from avlab.train import train
@@ -554,14 +554,14 @@ def _demo_run(args) -> Path:
                       method_args={"cluster_warmup_epochs": main_job_cluster_warmup(args.epochs)})
     train(cfg, resume=(out / "checkpoint.safetensors").exists())
     evaluate_run(out)
-    return out
+    return [out]
 
 
 def _demo(args) -> int:
     from avlab.demo.app import ServeOptions, prepare_environment
 
     prepare_environment()  # before Gradio is imported
-    from avlab.demo.app import launch, log_to_stderr, task_tabs
+    from avlab.demo.app import launch, log_to_stderr, one_run_per_task, task_tabs
     from avlab.data.uploads import Limits
 
     log_to_stderr()
@@ -574,13 +574,15 @@ def _demo(args) -> int:
     if args.share and auth is None:
         print("demo: sharing a public link with no login; set AVLAB_DEMO_AUTH=USER:PASSWORD to require one",
               file=sys.stderr)
-    run = _demo_run(args)
+    runs = one_run_per_task(_demo_runs(args))
     limits = Limits(max_bytes=int(args.max_upload_mb * 2**20))
-    print(f"demo: loading {run} and preparing its task's tabs …", file=sys.stderr)
-    tabs = task_tabs(run, limits=limits, progress=True, gallery_identities=args.gallery_identities)
+    tabs = []
+    for run in runs:
+        print(f"demo: loading {run} and preparing its task's tabs …", file=sys.stderr)
+        tabs.append(task_tabs(run, limits=limits, progress=True, gallery_identities=args.gallery_identities))
     try:
-        launch(run, tabs, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
-                                     auth=auth), limits)
+        launch(runs, tabs, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
+                                        auth=auth), limits)
     except OSError as exc:  # Gradio's "Cannot find empty port …"
         raise ValueError(f"cannot serve on {args.host}:{args.port} ({exc}); choose another --port") from None
     return 0
@@ -754,9 +756,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lab", help="JupyterLab on notebooks/ (bound to 127.0.0.1)")
     s.set_defaults(func=_lab)
 
-    s = sub.add_parser("demo", help="Gradio demo of a trained run: its task's tabs (voice → face, face → voice; "
-                                    "lip reading …) and a run card")
-    s.add_argument("--run", help="a finished run (default: the newest under --runs-dir; trains one if none)")
+    s = sub.add_parser("demo", help="Gradio demo of trained runs: each run's task's tabs (voice → face, face → voice; "
+                                    "lip reading …) and its run card")
+    s.add_argument("--run", nargs="+", action="extend", metavar="RUN",
+                   help="finished runs, one per task, each in a tab (default: the newest of each task under "
+                        "--runs-dir; trains a quick CMPC run if there is none)")
     s.add_argument("--runs-dir", default="runs")
     s.add_argument("--data", default="data/talking-faces-quick", help="where to generate the quick set if needed")
     s.add_argument("--epochs", type=int, default=MAIN_JOB["epochs"], help="epochs of the quick run trained when there is none")

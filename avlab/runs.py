@@ -181,6 +181,21 @@ def newest_run(root: str | os.PathLike = "runs") -> Path | None:
     return models[-1].parent if models else None
 
 
+def newest_runs(root: str | os.PathLike = "runs") -> list[Path]:
+    """The newest run (as :func:`newest_run`) of each task under ``root``, in the tasks' registry
+    order (by name) — after ``make run``, one run of each of its stages. Folders whose ``config.json`` is
+    missing or unreadable are passed over."""
+    newest = {}
+    for model in sorted(Path(root).rglob("model.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            task = load_config(model.parent)[0].task
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        newest.setdefault(task, model.parent)
+    order = {name: i for i, name in enumerate(TASKS.names())}
+    return [newest[task] for task in sorted(newest, key=lambda t: order.get(t, len(order)))]
+
+
 def task_of(result_or_config: dict):
     """The registered task of an ``eval.json`` or ``config.json`` (v1 files name none: voice-face)."""
     return TASKS.get(result_or_config.get("task") or "voice-face")

@@ -42,14 +42,14 @@ def test_synth_lip_words_takes_its_own_flags_and_refuses_another_benchmarks(tmp_
 
 
 def test_demo_without_runs_trains_and_evaluates_a_quick_one_then_reuses_it(tiny_set, tmp_path):
-    from avlab.cli import _demo_run, build_parser
+    from avlab.cli import _demo_runs, build_parser
 
     args = build_parser().parse_args(["demo", "--runs-dir", str(tmp_path / "runs"), "--data", str(tiny_set),
                                       "--epochs", "1", "--batch-size", "8", "--workers", "1"])
-    run = _demo_run(args)
+    [run] = _demo_runs(args)
     assert run == tmp_path / "runs" / "demo-cmpc"
     assert (run / "model.safetensors").exists() and (run / "eval.json").exists()
-    assert _demo_run(args) == run  # the newest run is used from then on
+    assert _demo_runs(args) == [run]  # the newest run is used from then on
 
 
 def test_demo_on_a_taken_port_is_a_clear_error(tiny_cmpc_run, capsys):

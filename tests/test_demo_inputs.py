@@ -172,3 +172,26 @@ def test_newest_run_picks_the_last_written_model(tmp_path):
         (tmp_path / name / "model.safetensors").write_bytes(b"x")
         os.utime(tmp_path / name / "model.safetensors", (1000 + i * (-1 if name == "d" else 1),) * 2)
     assert newest_run(tmp_path) == tmp_path / "b/c"
+
+
+def test_newest_runs_gives_the_newest_of_each_task_in_registry_order(tmp_path):
+    import json
+    import os
+
+    from avlab.demo.app import one_run_per_task
+    from avlab.runs import newest_runs
+
+    assert newest_runs(tmp_path) == []
+    written = [("vf-old", "voice-face", "cid"), ("loc", "sound-localisation", "cmac"), ("lip", "lip-reading", "adc-ssl"),
+               ("vf-new", "voice-face", "cmpc"), ("broken", None, None)]
+    for t, (name, task, method) in enumerate(written):
+        (tmp_path / name).mkdir()
+        if task:
+            (tmp_path / name / "config.json").write_text(json.dumps({"method": method, "task": task, "data": "d"}))
+        (tmp_path / name / "model.safetensors").write_bytes(b"x")
+        os.utime(tmp_path / name / "model.safetensors", (1000 + t,) * 2)
+    runs = newest_runs(tmp_path)  # the broken folder (no config.json) is passed over, old voice-face too
+    assert runs == [tmp_path / "lip", tmp_path / "loc", tmp_path / "vf-new"]
+    assert one_run_per_task(runs) == runs
+    with pytest.raises(ValueError, match="vf-old and .*vf-new are both voice-face runs: a page shows one run per task"):
+        one_run_per_task([tmp_path / "vf-old", tmp_path / "lip", tmp_path / "vf-new"])

@@ -1,4 +1,5 @@
-"""The Gradio demo page of a trained run: its task's tabs (from the task registry) and a run card.
+"""The Gradio demo page of trained runs: each run's task's tabs (from the task registry) and its run
+card; several runs (one per task, as `make run` leaves them) get a tab each.
 
 Safe to share by construction: it binds 127.0.0.1 unless told otherwise and shares a public link
 only when asked (optionally behind a login); uploads are limited in size, count and type and
@@ -38,29 +39,62 @@ def task_tabs(run: str | os.PathLike, limits: Limits = Limits(), progress: bool 
     return TASKS.get(cfg.task).demo_tabs(Path(run), limits=limits, progress=progress, **options)
 
 
-def build_app(run: str | os.PathLike, tabs):
-    """The Blocks app (not launched): the task's tabs, then the run card."""
-    import gradio as gr
+def one_run_per_task(runs) -> list[Path]:
+    """``runs`` as paths, refusing two of one task: their tabs would share names (and endpoints)."""
+    runs, seen = [Path(r) for r in runs], {}
+    for run in runs:
+        task = load_config(run)[0].task
+        if task in seen:
+            raise ValueError(f"{seen[task]} and {run} are both {task} runs: a page shows one run per task "
+                             f"(serve the other with a second `avlab demo --port …`)")
+        seen[task] = run
+    return runs
 
-    run = Path(run)
-    cfg, _ = load_config(run)
+
+def _run_section(run: Path, tabs, files, card_api: str) -> None:
+    """One run inside the current Blocks: its honesty header, its task's tabs, its run card."""
+    import gradio as gr
 
     @friendly
     def run_card():
         return (f"{card_markdown(run)}\n\n{trained_on_markdown(run)}\n\n{headline_markdown(run)}", card_metrics(run),
                 card_status(run))
 
-    with gr.Blocks(title=f"avlab demo · {run.name}", delete_cache=(1800, 3600)) as app:
-        gr.Markdown(f"## avlab · run `{run.name}` ({cfg.method}, task {cfg.task})\n{tabs.intro}")
-        # Before any ranking: what the model learnt from and how good it measured (honest by default).
-        gr.Markdown(f"{trained_on_markdown(run)}\n\n{headline_markdown(run)}", elem_id="avlab-honesty")
-        tabs.render(MediaFiles())
-        with gr.Tab("Run card"):
-            md, metrics, status = run_card()
-            card_md = gr.Markdown(md)
-            card_table = gr.Dataframe(metrics, label="Protocol metrics", interactive=False)
-            card_note = gr.Markdown(status)
-            gr.Button("Reload from eval.json").click(run_card, [], [card_md, card_table, card_note], api_name="run_card")
+    # Before any ranking: what the model learnt from and how good it measured (honest by default).
+    honesty_id = "avlab-honesty" + card_api.removeprefix("run_card").replace("_", "-")
+    gr.Markdown(f"{trained_on_markdown(run)}\n\n{headline_markdown(run)}", elem_id=honesty_id)
+    tabs.render(files)
+    with gr.Tab("Run card"):
+        md, metrics, status = run_card()
+        card_md = gr.Markdown(md)
+        card_table = gr.Dataframe(metrics, label="Protocol metrics", interactive=False)
+        card_note = gr.Markdown(status)
+        gr.Button("Reload from eval.json").click(run_card, [], [card_md, card_table, card_note], api_name=card_api)
+
+
+def build_app(runs, tabs):
+    """The Blocks app (not launched). One run (a path): its task's tabs, then its run card. Several
+    (lists of runs and of their tabs, one run per task): a tab per run holding those, each run card's
+    endpoint named ``run_card_<task>`` (one run keeps ``run_card``)."""
+    import gradio as gr
+
+    if isinstance(runs, (str, os.PathLike)):
+        runs, tabs = [runs], [tabs]
+    runs = one_run_per_task(runs)
+    configs = [load_config(r)[0] for r in runs]
+    files = MediaFiles()
+    title = runs[0].name if len(runs) == 1 else ", ".join(r.name for r in runs)
+    with gr.Blocks(title=f"avlab demo · {title}", delete_cache=(1800, 3600)) as app:
+        if len(runs) == 1:
+            gr.Markdown(f"## avlab · run `{runs[0].name}` ({configs[0].method}, task {configs[0].task})\n{tabs[0].intro}")
+            _run_section(runs[0], tabs[0], files, "run_card")
+        else:
+            gr.Markdown(f"## avlab · {len(runs)} runs, one per task\nEach tab holds one run: its task's demo and "
+                        f"its run card.")
+            for run, cfg, run_tabs in zip(runs, configs, tabs):
+                with gr.Tab(f"{cfg.task} · {run.name}"):
+                    gr.Markdown(f"### run `{run.name}` ({cfg.method}, task {cfg.task})\n{run_tabs.intro}")
+                    _run_section(run, run_tabs, files, f"run_card_{cfg.task.replace('-', '_')}")
     for block in app.blocks.values():  # every input, whichever task made it
         if isinstance(block, gr.components.Component):
             quiet_refusals(block)
@@ -78,18 +112,17 @@ def log_to_stderr(level: int = logging.INFO) -> None:
     logger.setLevel(level)
 
 
-def launch(run: str | os.PathLike, tabs, options: ServeOptions = ServeOptions(), limits: Limits = Limits(),
-           block: bool = True):
-    """Serve the demo; returns the app (running in the background when ``block`` is False)."""
-    run = Path(run)
-    cfg, _ = load_config(run)
-    app = build_app(run, tabs)
+def launch(runs, tabs, options: ServeOptions = ServeOptions(), limits: Limits = Limits(), block: bool = True):
+    """Serve the demo of a run (or of a list of runs with their tabs, as :func:`build_app` takes them);
+    returns the app (running in the background when ``block`` is False)."""
+    app = build_app(runs, tabs)
+    runs = [Path(runs)] if isinstance(runs, (str, os.PathLike)) else [Path(r) for r in runs]
     app.queue(default_concurrency_limit=options.concurrency, max_size=options.queue_size)
-    # Gradio serves only uploads and what the app produced (in its temp folder); block the run, the
+    # Gradio serves only uploads and what the app produced (in its temp folder); block the runs, their
     # data and the working directory as well, in case a future Gradio widens its defaults.
     temp = Path(os.environ.get("GRADIO_TEMP_DIR", tempfile.gettempdir())).resolve()
-    blocked = [str(p) for p in (run.resolve(), Path(cfg.data).resolve(), Path.cwd().resolve())
-               if not temp.is_relative_to(p)]
+    private = {p for r in runs for p in (r.resolve(), Path(load_config(r)[0].data).resolve())} | {Path.cwd().resolve()}
+    blocked = sorted(str(p) for p in private if not temp.is_relative_to(p))
     app.launch(server_name=options.host, server_port=options.port, share=options.share, auth=options.auth,
                max_file_size=limits.max_bytes, allowed_paths=[], blocked_paths=blocked, show_error=False,
                ssr_mode=False, prevent_thread_lock=not block, quiet=not block, inbrowser=False)

@@ -18,9 +18,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def demo_process(run: str | os.PathLike, log_path: str | os.PathLike, extra_args=(), port: int | None = None,
+def demo_process(run: str | os.PathLike | list, log_path: str | os.PathLike, extra_args=(), port: int | None = None,
                  startup_timeout: float = 180.0, env: dict | None = None):
-    """Yield ``(url, port, process)`` once the demo of ``run`` answers HTTP; stop it on exit.
+    """Yield ``(url, port, process)`` once the demo of ``run`` (or of a list of runs, one per task)
+    answers HTTP; stop it on exit.
 
     Its output goes to ``log_path``; a server that exits or does not answer in time raises
     RuntimeError with that log, so a failure says why.
@@ -28,7 +29,9 @@ def demo_process(run: str | os.PathLike, log_path: str | os.PathLike, extra_args
     import httpx
 
     port = port or free_port()
-    cmd = [sys.executable, "-m", "avlab.cli", "demo", "--run", str(run), "--port", str(port), *map(str, extra_args)]
+    runs = run if isinstance(run, (list, tuple)) else [run]
+    cmd = [sys.executable, "-m", "avlab.cli", "demo", "--run", *map(str, runs), "--port", str(port),
+           *map(str, extra_args)]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}/"
