@@ -574,12 +574,20 @@ def _demo(args) -> int:
     if args.share and auth is None:
         print("demo: sharing a public link with no login; set AVLAB_DEMO_AUTH=USER:PASSWORD to require one",
               file=sys.stderr)
-    runs = one_run_per_task(_demo_runs(args))
     limits = Limits(max_bytes=int(args.max_upload_mb * 2**20))
-    tabs = []
-    for run in runs:
+    runs, tabs = [], []
+    for run in one_run_per_task(_demo_runs(args)):
         print(f"demo: loading {run} and preparing its task's tabs …", file=sys.stderr)
-        tabs.append(task_tabs(run, limits=limits, progress=True, gallery_identities=args.gallery_identities))
+        try:
+            tabs.append(task_tabs(run, limits=limits, progress=True, gallery_identities=args.gallery_identities))
+        except (OSError, ValueError, KeyError) as exc:
+            if args.run:  # asked for by name: its failure is the answer
+                raise
+            print(f"demo: leaving {run} out of the page: {exc}", file=sys.stderr)
+            continue
+        runs.append(run)
+    if not runs:
+        raise ValueError(f"none of the runs under {args.runs_dir}/ could be demoed (above); pass one with --run")
     try:
         launch(runs, tabs, ServeOptions(host=args.host, port=args.port, share=args.share, concurrency=args.concurrency,
                                         auth=auth), limits)

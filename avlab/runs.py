@@ -182,18 +182,24 @@ def newest_run(root: str | os.PathLike = "runs") -> Path | None:
 
 
 def newest_runs(root: str | os.PathLike = "runs") -> list[Path]:
-    """The newest run (as :func:`newest_run`) of each task under ``root``, in the tasks' registry
-    order (by name) — after ``make run``, one run of each of its stages. Folders whose ``config.json`` is
-    missing or unreadable are passed over."""
+    """The newest run (by ``model.safetensors``' time) of each registered task under ``root``, in
+    task-name order — after ``make run``, one run of each of its stages. A folder whose
+    ``config.json`` is missing or unreadable, or names a task not registered, is passed over (said
+    on stderr)."""
+    import sys
+
     newest = {}
     for model in sorted(Path(root).rglob("model.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             task = load_config(model.parent)[0].task
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"passing over {model.parent}: {exc}", file=sys.stderr)
+            continue
+        if task not in TASKS:
+            print(f"passing over {model.parent}: its task {task!r} is not registered", file=sys.stderr)
             continue
         newest.setdefault(task, model.parent)
-    order = {name: i for i, name in enumerate(TASKS.names())}
-    return [newest[task] for task in sorted(newest, key=lambda t: order.get(t, len(order)))]
+    return [newest[task] for task in sorted(newest)]
 
 
 def task_of(result_or_config: dict):

@@ -8,7 +8,7 @@ face → voice on the demo's test clips (the whole test gallery ranked each time
 p50/p95/max latency per request (queue wait included) and throughput. With --uploads each query
 is the clip's file uploaded (decoded, preprocessed and embedded per request). Clients take the answer
 without fetching its media files unless --download (a browser fetches each gallery image once and
-then has it cached). The run defaults to the newest under runs/.
+then has it cached). The run defaults to the newest voice-face run under runs/.
 """
 import argparse
 import concurrent.futures
@@ -36,11 +36,11 @@ def one_request(client, api: str, clip: str, upload: Path | None) -> float:
 def main() -> int:
     from gradio_client import Client
 
-    from avlab.runs import newest_run
+    from avlab.runs import load_config, newest_runs
     from avlab.demo.process import demo_process
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", help="default: the newest run under runs/")
+    p.add_argument("--run", help="a voice-face run (default: the newest under runs/)")
     p.add_argument("--requests", type=int, default=64)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--server-concurrency", type=int, default=2)
@@ -49,9 +49,10 @@ def main() -> int:
     p.add_argument("--download", action="store_true",
                    help="clients also download every returned image and audio file (a browser caches them)")
     args = p.parse_args()
-    run = Path(args.run) if args.run else newest_run("runs")
+    run = Path(args.run) if args.run else next(
+        (r for r in newest_runs("runs") if load_config(r)[0].task == "voice-face"), None)
     if run is None:
-        sys.exit("no run under runs/: `make run` or `avlab train … --eval` first, or pass --run")
+        sys.exit("no voice-face run under runs/: `make run` or `avlab train … --eval` first, or pass --run")
 
     log = Path(tempfile.mkdtemp(prefix="avlab-demo-bench-")) / "server.log"
     t_start = time.perf_counter()

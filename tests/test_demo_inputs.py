@@ -183,14 +183,14 @@ def test_newest_runs_gives_the_newest_of_each_task_in_registry_order(tmp_path):
 
     assert newest_runs(tmp_path) == []
     written = [("vf-old", "voice-face", "cid"), ("loc", "sound-localisation", "cmac"), ("lip", "lip-reading", "adc-ssl"),
-               ("vf-new", "voice-face", "cmpc"), ("broken", None, None)]
+               ("vf-new", "voice-face", "cmpc"), ("broken", None, None), ("plugin", "gone-task", "cid")]
     for t, (name, task, method) in enumerate(written):
         (tmp_path / name).mkdir()
         if task:
             (tmp_path / name / "config.json").write_text(json.dumps({"method": method, "task": task, "data": "d"}))
         (tmp_path / name / "model.safetensors").write_bytes(b"x")
         os.utime(tmp_path / name / "model.safetensors", (1000 + t,) * 2)
-    runs = newest_runs(tmp_path)  # the broken folder (no config.json) is passed over, old voice-face too
+    runs = newest_runs(tmp_path)  # passed over: no config.json, an unregistered task, an older voice-face run
     assert runs == [tmp_path / "lip", tmp_path / "loc", tmp_path / "vf-new"]
     assert one_run_per_task(runs) == runs
     with pytest.raises(ValueError, match="vf-old and .*vf-new are both voice-face runs: a page shows one run per task"):

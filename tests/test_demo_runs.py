@@ -2,6 +2,7 @@
 through ``gradio_client``: a tab per run, each task's endpoints answering, each run's card naming
 its own method and metrics."""
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -57,3 +58,11 @@ def test_every_task_answers_in_the_shared_page(client):
     assert len(table["data"]) == 5 and "True word" in notes
     _, _, heard, notes = client.predict(_first_choice(client, "/locate"), None, api_name="/locate")
     assert heard["label"] and "Heard as" in notes
+
+
+def test_no_run_or_data_file_is_served(server, runs):
+    for run in runs.values():
+        data = Path(json.loads((run / "config.json").read_text())["data"])
+        for path in (run / "model.safetensors", run / "eval.json", next(p for p in data.rglob("*") if p.is_file())):
+            r = httpx.get(f"{server.url}gradio_api/file={path.resolve()}")
+            assert r.status_code == 403, path

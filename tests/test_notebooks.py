@@ -38,7 +38,6 @@ def test_committed_without_outputs_and_with_parameters(path):
     assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code)
 
 
-
 def test_committed_notebooks_are_the_generators_output():
     """tools/make_notebooks.py is the source: a notebook edited by hand and not ported back (or a
     generator edit not re-run) fails here."""
@@ -54,6 +53,7 @@ def test_committed_notebooks_are_the_generators_output():
         expected = nbformat.writes(generator.notebook(cells))
         assert json.loads((NOTEBOOK_DIR / name).read_text()) == json.loads(expected), \
             f"notebooks/{name} differs from tools/make_notebooks.py: re-run it (or port the edit back)"
+
 
 def test_data_tour_executes_and_writes_its_artefacts(tiny_set, tmp_path):
     out = tmp_path / "tour"

@@ -2,6 +2,7 @@
 import json
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -62,6 +63,13 @@ def test_scalars_from_metrics_backfills_once(tiny_cmpc_run, tmp_path):
     assert {"train/lr", "speed/clips_per_s"} <= set(got)
     tblog.scalars_from_metrics(run)  # a run with events is left alone
     assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+def test_tblog_imports_no_task():
+    """The loop imports tblog; a task's code (the projector's protocol) must not come with it."""
+    code = "import sys, avlab.tblog; print(sorted(m for m in sys.modules if m.startswith('avlab.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "avlab.tasks" not in out and "avlab.tblog" in out
 
 
 def test_write_projector_of_the_test_embeddings(tiny_cmpc_run):

@@ -36,7 +36,10 @@ class ServeOptions:
 def task_tabs(run: str | os.PathLike, limits: Limits = Limits(), progress: bool = False, **options):
     """The run's task's demo tabs (an object with ``intro`` and ``render(files)``), from the registry."""
     cfg, _ = load_config(run)
-    return TASKS.get(cfg.task).demo_tabs(Path(run), limits=limits, progress=progress, **options)
+    tabs = TASKS.get(cfg.task).demo_tabs(Path(run), limits=limits, progress=progress, **options)
+    if tabs is None:
+        raise ValueError(f"{run}: the {cfg.task} task has no demo")
+    return tabs
 
 
 def one_run_per_task(runs) -> list[Path]:
@@ -82,19 +85,19 @@ def build_app(runs, tabs):
         runs, tabs = [runs], [tabs]
     runs = one_run_per_task(runs)
     configs = [load_config(r)[0] for r in runs]
-    files = MediaFiles()
     title = runs[0].name if len(runs) == 1 else ", ".join(r.name for r in runs)
     with gr.Blocks(title=f"avlab demo · {title}", delete_cache=(1800, 3600)) as app:
         if len(runs) == 1:
             gr.Markdown(f"## avlab · run `{runs[0].name}` ({configs[0].method}, task {configs[0].task})\n{tabs[0].intro}")
-            _run_section(runs[0], tabs[0], files, "run_card")
+            _run_section(runs[0], tabs[0], MediaFiles(), "run_card")
         else:
             gr.Markdown(f"## avlab · {len(runs)} runs, one per task\nEach tab holds one run: its task's demo and "
-                        f"its run card.")
+                        "its run card.")
             for run, cfg, run_tabs in zip(runs, configs, tabs):
                 with gr.Tab(f"{cfg.task} · {run.name}"):
                     gr.Markdown(f"### run `{run.name}` ({cfg.method}, task {cfg.task})\n{run_tabs.intro}")
-                    _run_section(run, run_tabs, files, f"run_card_{cfg.task.replace('-', '_')}")
+                    # Media caches per run: two tasks may name their media alike.
+                    _run_section(run, run_tabs, MediaFiles(), f"run_card_{cfg.task.replace('-', '_')}")
     for block in app.blocks.values():  # every input, whichever task made it
         if isinstance(block, gr.components.Component):
             quiet_refusals(block)

@@ -145,6 +145,7 @@ class Task(ABC):
                 pass
         return fits
 
-    def demo_tabs(self, run: Path, **options) -> list:
-        """Gradio tab builders ``(title, build(blocks_context))`` for a run of this task."""
-        return []
+    def demo_tabs(self, run: Path, **options):
+        """The demo page's part for a run of this task: an object with ``intro`` (a line of markdown)
+        and ``render(files)`` (creates its ``gr.Tab``\ s in the current Blocks), or None: no demo."""
+        return None
