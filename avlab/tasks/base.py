@@ -147,5 +147,5 @@ class Task(ABC):
 
     def demo_tabs(self, run: Path, **options):
         """The demo page's part for a run of this task: an object with ``intro`` (a line of markdown)
-        and ``render(files)`` (creates its ``gr.Tab``\ s in the current Blocks), or None: no demo."""
+        and ``render(files)`` (creates its Gradio tabs in the current Blocks), or None: no demo."""
         return None
