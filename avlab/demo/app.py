@@ -75,14 +75,20 @@ def _run_section(run: Path, tabs, files, card_api: str) -> None:
         gr.Button("Reload from eval.json").click(run_card, [], [card_md, card_table, card_note], api_name=card_api)
 
 
+def _listed(runs, tabs) -> tuple[list[Path], list]:
+    """(runs, tabs) as lists: one run (a path) with its tabs, or lists of both."""
+    if isinstance(runs, (str, os.PathLike)):
+        return [Path(runs)], [tabs]
+    return [Path(r) for r in runs], list(tabs)
+
+
 def build_app(runs, tabs):
     """The Blocks app (not launched). One run (a path): its task's tabs, then its run card. Several
     (lists of runs and of their tabs, one run per task): a tab per run holding those, each run card's
     endpoint named ``run_card_<task>`` (one run keeps ``run_card``)."""
     import gradio as gr
 
-    if isinstance(runs, (str, os.PathLike)):
-        runs, tabs = [runs], [tabs]
+    runs, tabs = _listed(runs, tabs)
     runs = one_run_per_task(runs)
     configs = [load_config(r)[0] for r in runs]
     title = runs[0].name if len(runs) == 1 else ", ".join(r.name for r in runs)
@@ -118,8 +124,8 @@ def log_to_stderr(level: int = logging.INFO) -> None:
 def launch(runs, tabs, options: ServeOptions = ServeOptions(), limits: Limits = Limits(), block: bool = True):
     """Serve the demo of a run (or of a list of runs with their tabs, as :func:`build_app` takes them);
     returns the app (running in the background when ``block`` is False)."""
+    runs, tabs = _listed(runs, tabs)
     app = build_app(runs, tabs)
-    runs = [Path(runs)] if isinstance(runs, (str, os.PathLike)) else [Path(r) for r in runs]
     app.queue(default_concurrency_limit=options.concurrency, max_size=options.queue_size)
     # Gradio serves only uploads and what the app produced (in its temp folder); block the runs, their
     # data and the working directory as well, in case a future Gradio widens its defaults.
