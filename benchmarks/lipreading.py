@@ -8,6 +8,13 @@ one JSON object (and writes it to ``--out``/summary.json)::
     python benchmarks/lipreading.py --data data/lip-words-quick --out runs/bench-lip --epochs 20 --seeds 0 1 2
 
 ``table`` in the JSON: each variant's mean, standard deviation over seeds and number of seeds.
+
+A study too long for one sitting (the standard profile: hours a run on CPU) can be split across
+machines with ``--rows DIR``: each finished run's row is written there as ``<variant>-seed<k>.json``
+with the budget and the data set's ``synth_config.json``, and a later invocation, on this machine or
+a fresh one, reuses every row whose budget and data set match instead of training again (a row that
+does not match is an error that names its file, never overwritten). Commit ``DIR`` and the study
+resumes anywhere; ``--only-stored`` builds the table from the stored rows without training.
 """
 from __future__ import annotations
 
@@ -28,6 +35,41 @@ VARIANTS = {
     "cid": ("cid", {"temperature": 0.07}),
     "supervised": ("supervised", {"instance_weight": 0.0}),  # word labels, from scratch
 }
+
+
+def budget(args) -> dict:
+    """What must be equal for two runs to sit in one table (the seed aside)."""
+    return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "val_every": args.val_every,
+            "finetune_epochs": args.finetune_epochs, "roi": [args.roi_size, args.crop_size]}
+
+
+def data_identity(data: str) -> dict | None:
+    """The generator's configuration of a synthetic set (None for real data: its rows are not
+    comparable across machines, so they are not stored)."""
+    path = Path(data) / "synth_config.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def stored_row(rows_dir: Path, name: str, seed: int, expected: dict) -> dict | None:
+    """The stored row of ``name`` at ``seed``, or None when there is none; an error when it was
+    measured under another budget or on another data set."""
+    path = rows_dir / f"{name.replace('/', '-')}-seed{seed}.json"
+    if not path.exists():
+        return None
+    stored = json.loads(path.read_text())
+    for key, value in expected.items():
+        if stored.get(key) != value:
+            raise SystemExit(f"{path}: stored with {key} = {json.dumps(stored.get(key))}, this study has "
+                             f"{json.dumps(value)}; use another --rows folder (the file is left as it is)")
+    return stored["row"]
+
+
+def store_row(rows_dir: Path, row: dict, expected: dict) -> None:
+    rows_dir.mkdir(parents=True, exist_ok=True)
+    path = rows_dir / f"{row['variant'].replace('/', '-')}-seed{row['seed']}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**expected, "row": row}, indent=1))
+    tmp.replace(path)  # whole or absent: an interrupted write never leaves half a row
 
 
 def run_variant(name: str, data: str, out: Path, args) -> dict:
@@ -83,20 +125,34 @@ def main(argv=None) -> dict:
     p.add_argument("--workers", type=int, default=0, help="loading processes (0: the decoded clips stay in memory)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the loop's choice)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--rows", type=Path, help="a folder of finished runs' rows, reused when budget and data match "
+                   "and added to as runs finish (commit it to resume the study on another machine)")
+    p.add_argument("--only-stored", action="store_true", help="train nothing: the table of the rows in --rows")
     args = p.parse_args(argv)
+    if args.only_stored and not args.rows:
+        p.error("--only-stored needs --rows")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    expected = {"budget": budget(args), "data": data_identity(args.data)}
+    if args.rows and expected["data"] is None:
+        if not args.only_stored:
+            p.error(f"--rows needs a generated set ({args.data}/synth_config.json is missing)")
+        del expected["data"]  # a table on a machine without the set: the rows are checked on their budget only
     rows = []
     for seed in args.seeds:
         args.seed = seed
         for name in args.variants:
-            rows.append(run_variant(name, args.data, out, args))
+            row = stored_row(args.rows, name, seed, expected) if args.rows else None
+            if row is None and not args.only_stored:
+                row = run_variant(name, args.data, out, args)
+                if args.rows:
+                    store_row(args.rows, row, expected)
+            if row is not None:
+                rows.append(row)
             (out / "summary.json").write_text(json.dumps({"rows": rows}, indent=1))
     oracle_path = Path(args.data) / "oracle.json"
     summary = {"command": "python benchmarks/lipreading.py " + " ".join(argv or []), "data": args.data,
-               "budget": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "val_every": args.val_every,
-                          "finetune_epochs": args.finetune_epochs,
-                          "roi": [args.roi_size, args.crop_size]}, "seeds": args.seeds, "rows": rows,
+               "budget": expected["budget"], "seeds": args.seeds, "rows": rows,
                "oracle": json.loads(oracle_path.read_text()) if oracle_path.exists() else None}
     summary["table"] = table(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

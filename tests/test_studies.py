@@ -156,6 +156,20 @@ def test_lipreading_benchmark_runs_and_writes_its_table(tiny_lip_words, tmp_path
     assert json.dumps(written) == json.dumps(summary["table"])  # (one seed: NaN intervals, equal only as text)
 
 
+def test_lipreading_rows_resume_a_study_elsewhere_and_refuse_another_budget(tiny_lip_words, tmp_path):
+    m = lipreading_module()
+    common = ["--data", str(tiny_lip_words), "--batch-size", "8", "--roi-size", "24", "--crop-size", "20",
+              "--threads", "1", "--rows", str(tmp_path / "rows")]
+    first = m.main(["--out", str(tmp_path / "here"), "--variants", "random-init", *common])
+    assert sorted(p.name for p in (tmp_path / "rows").iterdir()) == ["random-init-seed0.json"]
+    # another machine: no run folders, only the committed rows; nothing is trained, the table is the same
+    again = m.main(["--out", str(tmp_path / "there"), "--variants", "random-init", "adc-ssl", "--only-stored", *common])
+    assert again["rows"] == first["rows"] and not (tmp_path / "there" / "random-init-seed0").exists()
+    with pytest.raises(SystemExit, match="random-init-seed0.json: stored with budget"):
+        m.main(["--out", str(tmp_path / "other"), "--variants", "random-init", "--epochs", "3", *common])
+    assert json.loads((tmp_path / "rows" / "random-init-seed0.json").read_text())["row"] == first["rows"][0]
+
+
 def localisation_module():
     spec = importlib.util.spec_from_file_location("localisation_bench", ROOT / "benchmarks" / "localisation.py")
     module = importlib.util.module_from_spec(spec)
