@@ -13,8 +13,10 @@ A study too long for one sitting (the standard profile: hours a run on CPU) can 
 machines with ``--rows DIR``: each finished run's row is written there as ``<variant>-seed<k>.json``
 with the budget and the data set's ``synth_config.json``, and a later invocation, on this machine or
 a fresh one, reuses every row whose budget and data set match instead of training again (a row that
-does not match is an error that names its file, never overwritten). Commit ``DIR`` and the study
-resumes anywhere; ``--only-stored`` builds the table from the stored rows without training.
+does not match stops the study before anything trains, naming its file and fields). Commit
+``DIR`` and the study resumes anywhere; ``--only-stored`` builds the table of the requested
+variants and seeds from the stored rows without training (the set need not be on the machine;
+``missing`` lists what is not stored yet).
 """
 from __future__ import annotations
 
@@ -43,33 +45,69 @@ def budget(args) -> dict:
             "finetune_epochs": args.finetune_epochs, "roi": [args.roi_size, args.crop_size]}
 
 
-def data_identity(data: str) -> dict | None:
-    """The generator's configuration of a synthetic set (None for real data: its rows are not
-    comparable across machines, so they are not stored)."""
-    path = Path(data) / "synth_config.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def stored_row(rows_dir: Path, name: str, seed: int, expected: dict) -> dict | None:
-    """The stored row of ``name`` at ``seed``, or None when there is none; an error when it was
-    measured under another budget or on another data set."""
-    path = rows_dir / f"{name.replace('/', '-')}-seed{seed}.json"
-    if not path.exists():
+def finished_set(data: str) -> dict | None:
+    """A generated set's ``synth_config.json`` and ``oracle.json`` (None for real data, whose rows
+    are not comparable across machines and are not stored). ``oracle.json`` is written last, so a
+    set without it is half generated: refused, never measured into a row."""
+    root = Path(data)
+    if not (root / "synth_config.json").exists():
         return None
-    stored = json.loads(path.read_text())
-    for key, value in expected.items():
-        if stored.get(key) != value:
-            raise SystemExit(f"{path}: stored with {key} = {json.dumps(stored.get(key))}, this study has "
-                             f"{json.dumps(value)}; use another --rows folder (the file is left as it is)")
-    return stored["row"]
+    if not (root / "oracle.json").exists():
+        raise SystemExit(f"{root}: generation did not finish (no oracle.json); run the same `avlab synth` "
+                         "command again to complete it")
+    return {"synth_config": json.loads((root / "synth_config.json").read_text()),
+            "oracle": json.loads((root / "oracle.json").read_text())}
 
 
-def store_row(rows_dir: Path, row: dict, expected: dict) -> None:
+def row_path(rows_dir: Path, variant: str, seed: int) -> Path:
+    return rows_dir / f"{variant.replace('/', '-')}-seed{seed}.json"
+
+
+def differences(stored: dict, expected: dict) -> list[str]:
+    """The fields where a stored budget or data configuration differs from this study's."""
+    return [f"{k} = {json.dumps(stored.get(k))} (this study: {json.dumps(expected.get(k))})"
+            for k in sorted(set(stored) | set(expected)) if stored.get(k) != expected.get(k)]
+
+
+def load_rows(rows_dir: Path, budget_now: dict, synth_config: dict | None) -> dict[tuple[str, int], dict]:
+    """Every row stored in ``rows_dir``, checked before anything trains: each must have this
+    study's budget and data set (``synth_config`` None: no set on this machine, so they must share
+    one set among themselves), and its file name must match its variant and seed. A mismatch stops
+    the study naming the file and the fields, and no file is touched."""
+    rows = {}
+    for path in sorted(rows_dir.glob("*.json")) if rows_dir.is_dir() else []:
+        stored = json.loads(path.read_text())
+        row = stored["row"]
+        if synth_config is None:  # no set here: the first row's set is the one all must share
+            synth_config = stored["data"]["synth_config"]
+        problems = [f"budget {d}" for d in differences(stored["budget"], budget_now)]
+        problems += [f"data set {d}" for d in differences(stored["data"]["synth_config"], synth_config)]
+        if path != row_path(rows_dir, row["variant"], row["seed"]):
+            problems.append(f"it holds {row['variant']} seed {row['seed']}")
+        if problems:
+            raise SystemExit(f"{path}: stored under another study: " + "; ".join(problems) +
+                             ". Use another --rows folder (the stored rows are left as they are).")
+        rows[row["variant"], row["seed"]] = {**stored, "path": path}
+    return rows
+
+
+def store_row(rows_dir: Path, row: dict, budget_now: dict, data: dict) -> None:
     rows_dir.mkdir(parents=True, exist_ok=True)
-    path = rows_dir / f"{row['variant'].replace('/', '-')}-seed{row['seed']}.json"
+    path = row_path(rows_dir, row["variant"], row["seed"])
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**expected, "row": row}, indent=1))
+    tmp.write_text(json.dumps({"budget": budget_now, "data": data, "code": code_version(), "row": row}, indent=1))
     tmp.replace(path)  # whole or absent: an interrupted write never leaves half a row
+
+
+def code_version() -> str | None:
+    """The commit that measured a row (a record, not a condition: a study may resume on newer code)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def run_variant(name: str, data: str, out: Path, args) -> dict:
@@ -127,33 +165,33 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="auto")
     p.add_argument("--rows", type=Path, help="a folder of finished runs' rows, reused when budget and data match "
                    "and added to as runs finish (commit it to resume the study on another machine)")
-    p.add_argument("--only-stored", action="store_true", help="train nothing: the table of the rows in --rows")
+    p.add_argument("--only-stored", action="store_true", help="train nothing: the table of the requested "
+                   "variants and seeds from the rows in --rows (what is not stored is listed as missing)")
     args = p.parse_args(argv)
     if args.only_stored and not args.rows:
         p.error("--only-stored needs --rows")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    expected = {"budget": budget(args), "data": data_identity(args.data)}
-    if args.rows and expected["data"] is None:
-        if not args.only_stored:
-            p.error(f"--rows needs a generated set ({args.data}/synth_config.json is missing)")
-        del expected["data"]  # a table on a machine without the set: the rows are checked on their budget only
-    rows = []
+    data = finished_set(args.data)
+    if args.rows and data is None and not args.only_stored:
+        p.error(f"--rows needs a generated set ({args.data}/synth_config.json is missing)")
+    stored = load_rows(args.rows, budget(args), data and data["synth_config"]) if args.rows else {}
+    rows, missing = [], []
     for seed in args.seeds:
         args.seed = seed
         for name in args.variants:
-            row = stored_row(args.rows, name, seed, expected) if args.rows else None
-            if row is None and not args.only_stored:
-                row = run_variant(name, args.data, out, args)
+            if (name, seed) in stored:
+                rows.append(stored[name, seed]["row"])
+            elif args.only_stored:
+                missing.append(f"{name} seed {seed}")
+            else:
+                rows.append(run_variant(name, args.data, out, args))
                 if args.rows:
-                    store_row(args.rows, row, expected)
-            if row is not None:
-                rows.append(row)
+                    store_row(args.rows, rows[-1], budget(args), data)
             (out / "summary.json").write_text(json.dumps({"rows": rows}, indent=1))
-    oracle_path = Path(args.data) / "oracle.json"
+    oracle = data["oracle"] if data else next((r["data"]["oracle"] for r in stored.values()), None)
     summary = {"command": "python benchmarks/lipreading.py " + " ".join(argv or []), "data": args.data,
-               "budget": expected["budget"], "seeds": args.seeds, "rows": rows,
-               "oracle": json.loads(oracle_path.read_text()) if oracle_path.exists() else None}
+               "budget": budget(args), "seeds": args.seeds, "rows": rows, "missing": missing, "oracle": oracle}
     summary["table"] = table(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))

@@ -156,18 +156,46 @@ def test_lipreading_benchmark_runs_and_writes_its_table(tiny_lip_words, tmp_path
     assert json.dumps(written) == json.dumps(summary["table"])  # (one seed: NaN intervals, equal only as text)
 
 
-def test_lipreading_rows_resume_a_study_elsewhere_and_refuse_another_budget(tiny_lip_words, tmp_path):
+def test_lipreading_rows_resume_a_study_elsewhere_and_refuse_another_budget_or_set(tiny_lip_words, tmp_path):
     m = lipreading_module()
-    common = ["--data", str(tiny_lip_words), "--batch-size", "8", "--roi-size", "24", "--crop-size", "20",
-              "--threads", "1", "--rows", str(tmp_path / "rows")]
-    first = m.main(["--out", str(tmp_path / "here"), "--variants", "random-init", *common])
-    assert sorted(p.name for p in (tmp_path / "rows").iterdir()) == ["random-init-seed0.json"]
-    # another machine: no run folders, only the committed rows; nothing is trained, the table is the same
-    again = m.main(["--out", str(tmp_path / "there"), "--variants", "random-init", "adc-ssl", "--only-stored", *common])
-    assert again["rows"] == first["rows"] and not (tmp_path / "there" / "random-init-seed0").exists()
-    with pytest.raises(SystemExit, match="random-init-seed0.json: stored with budget"):
-        m.main(["--out", str(tmp_path / "other"), "--variants", "random-init", "--epochs", "3", *common])
-    assert json.loads((tmp_path / "rows" / "random-init-seed0.json").read_text())["row"] == first["rows"][0]
+    rows = tmp_path / "rows"
+    common = ["--batch-size", "8", "--roi-size", "24", "--crop-size", "20", "--threads", "1", "--rows", str(rows)]
+    first = m.main(["--data", str(tiny_lip_words), "--out", str(tmp_path / "here"), "--variants", "random-init", *common])
+    stored = rows / "random-init-seed0.json"
+    assert sorted(p.name for p in rows.iterdir()) == [stored.name]
+    written = stored.stat().st_mtime_ns
+    # the same study again: the stored row is reused, nothing trains and the file is not rewritten
+    again = m.main(["--data", str(tiny_lip_words), "--out", str(tmp_path / "again"), "--variants", "random-init", *common])
+    assert again["rows"] == first["rows"] and not (tmp_path / "again" / "random-init-seed0").exists()
+    assert stored.stat().st_mtime_ns == written
+    # another machine without the set: the table of what is stored, the rest listed as missing
+    there = m.main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "there"), "--only-stored",
+                    "--variants", "random-init", "adc-ssl", *common])
+    assert there["rows"] == first["rows"] and there["missing"] == ["adc-ssl seed 0"]
+    assert there["oracle"] == first["oracle"] and there["oracle"]["visual"]["top1"] == pytest.approx(4 / 6)
+    # another budget or another set is refused before anything trains, naming the file and the field
+    with pytest.raises(SystemExit, match=r"random-init-seed0.json: stored under another study: budget epochs = 10 "
+                                         r"\(this study: 3\)"):
+        m.main(["--data", str(tiny_lip_words), "--out", str(tmp_path / "other"), "--variants", "adc-ssl",
+                "--epochs", "3", *common])
+    assert not (tmp_path / "other" / "adc-ssl-seed0").exists()
+    other_set = json.loads(stored.read_text())
+    other_set["data"]["synth_config"]["words"] += 1
+    (rows / "x.json").write_text(json.dumps(other_set))
+    with pytest.raises(SystemExit, match=r"x.json: .*data set words = \d+ .*it holds random-init seed 0"):
+        m.main(["--data", str(tiny_lip_words), "--out", str(tmp_path / "other"), "--variants", "random-init", *common])
+    assert stored.stat().st_mtime_ns == written
+
+
+def test_lipreading_rows_need_a_finished_generated_set(tiny_lip_words, tmp_path):
+    m = lipreading_module()
+    with pytest.raises(SystemExit):  # argparse's error: real data has no synth_config.json to compare rows by
+        m.main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--rows", str(tmp_path / "rows")])
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "synth_config.json").write_text((tiny_lip_words / "synth_config.json").read_text())
+    with pytest.raises(SystemExit, match=r"half: generation did not finish \(no oracle.json\)"):
+        m.main(["--data", str(half), "--out", str(tmp_path / "o"), "--rows", str(tmp_path / "rows")])
 
 
 def localisation_module():
