@@ -8,12 +8,14 @@ parent cannot unpickle — into a :class:`PoolStalledError` instead of a silent 
 from __future__ import annotations
 
 import functools
+import math
 import multiprocessing as mp
 import os
 import pickle
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.pool import RemoteTraceback
+from pathlib import Path
 
 STALL_SECONDS = 300.0  # default watchdog; AVLAB_STALL_SECONDS overrides it for every call that does not set one
 
@@ -38,17 +40,39 @@ CORES_ENV = "AVLAB_CORES"
 def usable_cores() -> int:
     """The cores this process may count as its own: ``$AVLAB_CORES`` when set (the share that
     :mod:`avlab.stages` gives each of the jobs it runs side by side), else those the OS lets it run
-    on (``taskset``, a cgroup cpuset, a SLURM allocation; not a CPU quota such as ``docker --cpus``,
-    which it cannot see), else all of the machine's."""
+    on (``taskset``, a cgroup cpuset, a SLURM allocation), capped by a CPU quota (``docker --cpus``,
+    a Kubernetes limit: :func:`cpu_quota`), else all of the machine's."""
     given = os.environ.get(CORES_ENV)
     if given:
         if not given.strip().isdigit() or int(given) < 1:
             raise ValueError(f"{CORES_ENV} must be a whole number of cores >= 1, got {given!r}")
         return int(given)
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cpu_quota(cgroup_root: str = "/sys/fs/cgroup") -> float | None:
+    """The CPU time this container may use, in cores (``docker --cpus 1.5`` → 1.5), or None when
+    there is no quota. A quota does not show in the affinity mask: without it, a job in a
+    2-CPU container on a 64-core host would start 64 threads that share 2 CPUs' worth of time.
+    Reads cgroup v2's ``cpu.max`` ("max 100000" or "150000 100000") or v1's ``cpu.cfs_quota_us``
+    / ``cpu.cfs_period_us`` (quota -1: none) at the mount root, where a container sees its own."""
+    root = Path(cgroup_root)
+    try:
+        if (root / "cpu.max").exists():
+            quota, period = (root / "cpu.max").read_text().split()[:2]
+        else:
+            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+    except (OSError, ValueError):
+        return None  # no cgroup CPU controller here (not Linux, or not mounted): no quota to honour
+    if quota in ("max", "-1") or int(period) <= 0:
+        return None
+    return int(quota) / int(period)
 
 
 def pool(workers: int, start_method: str | None = None):

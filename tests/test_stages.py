@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
 import pytest
 
-from avlab.parallel import usable_cores
+from avlab.parallel import cpu_quota, usable_cores
 from avlab.runs import default_threads, default_workers
 from avlab.stages import SideBySide, share_of
 from avlab.tasks.base import Task
@@ -135,7 +136,34 @@ def test_usable_cores_follows_avlab_cores_and_refuses_nonsense(monkeypatch):
     with pytest.raises(ValueError, match="AVLAB_CORES must be a whole number of cores >= 1, got '0'"):
         usable_cores()
     monkeypatch.delenv("AVLAB_CORES")
-    assert usable_cores() == len(os.sched_getaffinity(0))  # the cores this process may run on
+    assert usable_cores() == min(len(os.sched_getaffinity(0)), math.ceil(cpu_quota() or 1e9))
+
+
+@pytest.mark.parametrize("files, quota", [
+    ({"cpu.max": "150000 100000\n"}, 1.5),  # cgroup v2, docker --cpus 1.5
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),  # cgroup v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),  # no CPU controller mounted
+])
+def test_cpu_quota_reads_cgroup_v1_and_v2(tmp_path, files, quota):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cpu_quota(str(tmp_path)) == quota
+
+
+def test_usable_cores_is_capped_by_a_cpu_quota(monkeypatch):
+    import avlab.parallel as parallel
+
+    monkeypatch.delenv("AVLAB_CORES", raising=False)
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(64)))
+    monkeypatch.setattr(parallel, "cpu_quota", lambda: 1.5)
+    assert usable_cores() == 2  # a 64-core host, a container allowed 1.5 CPUs' worth of time
+    monkeypatch.setattr(parallel, "cpu_quota", lambda: 0.2)
+    assert usable_cores() == 1
+    monkeypatch.setattr(parallel, "cpu_quota", lambda: None)
+    assert usable_cores() == 64
 
 
 def _fake_stage(record_path, record: dict) -> list[str]:
