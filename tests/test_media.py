@@ -2,6 +2,7 @@
 import shutil
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -96,3 +97,33 @@ def test_dataset_serves_faces_and_log_mels(tiny_set):
     assert set(ds.label_of.values()) == set(range(len(ds.identities)))
     with pytest.raises(ValueError, match="no clips"):
         VoiceFaceDataset(tiny_set, ("nonexistent",), progress=False)
+
+
+def test_rgb_to_yuv420p_gives_bt601_limited_range_by_hand():
+    # white, black, pure red, pure blue: the textbook 8-bit BT.601 values
+    colours = np.array([[255, 255, 255], [0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
+    frames = np.repeat(np.repeat(colours[:, None, None, :], 2, axis=1), 2, axis=2)  # (4, 2, 2, 3) flat frames
+    planes = media.rgb_to_yuv420p(frames)  # (4, 3, 2): two Y rows, then one row holding U and V
+    assert planes[:, :2].tolist() == [[[235, 235]] * 2, [[16, 16]] * 2, [[82, 82]] * 2, [[41, 41]] * 2]
+    assert planes[:, 2].tolist() == [[128, 128], [128, 128], [90, 240], [240, 110]]
+    frame = av.VideoFrame.from_ndarray(planes[2], format="yuv420p")  # the layout PyAV reads
+    assert frame.to_ndarray(format="rgb24")[0, 0].tolist() == pytest.approx([255, 0, 0], abs=3)
+    with pytest.raises(ValueError, match="even width and height"):
+        media.rgb_to_yuv420p(np.zeros((1, 3, 4, 3), np.uint8))
+
+
+def test_rgb_to_yuv420p_is_swscales_conversion_without_its_dependence_on_memory():
+    # smooth pictures, like rendered faces (on pixel noise swscale's chroma filter and a 2×2 mean part ways)
+    coarse = np.random.default_rng(0).integers(0, 256, (3, 6, 8, 3)).astype(np.float64)
+    frames = np.stack([cv2.resize(c, (64, 48), interpolation=cv2.INTER_CUBIC) for c in coarse]).clip(0, 255)
+    frames = frames.astype(np.uint8)
+    ours = media.rgb_to_yuv420p(frames)
+    theirs = np.stack([av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p").to_ndarray()
+                       for f in frames])
+    assert ours.shape == theirs.shape and np.abs(ours.astype(int) - theirs).max() <= 5
+    assert np.abs(ours.astype(int) - theirs).mean() < 0.5
+    for offset in (16, 48, 1040):  # the same pixels elsewhere in memory: the same planes
+        buf = np.empty(frames.nbytes + 2048, np.uint8)
+        moved = buf[offset:offset + frames.nbytes].reshape(frames.shape)
+        moved[...] = frames
+        assert np.array_equal(media.rgb_to_yuv420p(moved), ours)

@@ -117,6 +117,28 @@ def modified_ns(path: str | os.PathLike) -> int:
         return 0
 
 
+def rgb_to_yuv420p(frames_rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 frames (T, H, W, 3) as yuv420p planes (T, H·3/2, W), as PyAV's array layout
+    expects (Y, then the U and V rows): BT.601 limited range in the usual 8-bit integer form,
+    chroma from the sum of each 2×2 block.
+
+    Ours rather than swscale's (what PyAV's ``reformat`` calls when it is handed RGB): swscale's
+    YUV pixels depend on where the RGB array happens to sit in memory (measured: one frame at five
+    addresses gave four different results), so the same frames written twice could differ.
+    Integers, not floats, so that no BLAS kernel or thread count rounds differently."""
+    t, h, w, _ = frames_rgb.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"frames of {w}×{h}: H.264 in yuv420p needs an even width and height")
+    r, g, b = (frames_rgb[..., c].astype(np.int32) for c in range(3))
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    block = lambda c: c.reshape(t, h // 2, 2, w // 2, 2).sum(axis=(2, 4))  # noqa: E731
+    r4, g4, b4 = block(r), block(g), block(b)
+    u = ((-38 * r4 - 74 * g4 + 112 * b4 + 512) >> 10) + 128
+    v = ((112 * r4 - 94 * g4 - 18 * b4 + 512) >> 10) + 128
+    chroma = np.concatenate([c.reshape(t, -1) for c in (u, v)], axis=1).reshape(t, h // 2, w)  # U then V, flat
+    return np.concatenate([y, chroma], axis=1).clip(0, 255).astype(np.uint8)
+
+
 def write_mp4(path: str | os.PathLike, frames_rgb: np.ndarray, audio: np.ndarray, fps: int = 25,
               sample_rate: int = 16_000, crf: int = 23) -> None:
     """Write RGB uint8 frames (T, H, W, 3) and mono float audio as H.264 + AAC, atomically.
@@ -138,8 +160,8 @@ def write_mp4(path: str | os.PathLike, frames_rgb: np.ndarray, audio: np.ndarray
             v.options = {"crf": str(crf), "preset": "veryfast", "tune": "fastdecode"}
             v.thread_count = 1
             a = out.add_stream("aac", rate=sample_rate, layout="mono")
-            for img in frames_rgb:
-                for packet in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+            for planes in rgb_to_yuv420p(frames_rgb):
+                for packet in v.encode(av.VideoFrame.from_ndarray(planes, format="yuv420p")):
                     out.mux(packet)
             for packet in v.encode():
                 out.mux(packet)

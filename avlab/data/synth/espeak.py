@@ -6,13 +6,18 @@ apt. We use synchronous synthesis with a callback: it hands us the waveform in c
 That timing is what drives the mouth of the synthetic face (lip-sync).
 
 espeak-ng keeps global state, so a process holds one engine; the generator's worker processes
-each initialise their own.
+each initialise their own. Some of that state carries from one utterance into the next (the same
+sentence comes out a few samples different after another one, and no API call resets it), so each
+utterance is spoken in a child forked from the engine as it was initialised, never from one that
+has spoken: an utterance's audio is a pure function of its text and parameters, whatever the
+process said before and however the worker pool hands out clips.
 """
 from __future__ import annotations
 
 import ctypes
 import hashlib
 import os
+import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -141,7 +146,38 @@ class Espeak:
         return 0
 
     def synth(self, text: str, rate_wpm: int = 170, pitch: int = 50, pitch_range: int = 50) -> Utterance:
-        """Speak ``text``; returns the waveform at espeak's native rate and the phoneme times."""
+        """Speak ``text``; returns the waveform at espeak's native rate and the phoneme times.
+
+        Spoken in a forked child, so this process's engine stays as initialised and the result
+        does not depend on what was spoken before (a few ms a call; in-process where there is
+        no ``fork``, with that dependence)."""
+        if not hasattr(os, "fork"):
+            return self._synth_here(text, rate_wpm, pitch, pitch_range)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: speak, send the result, leave without running the parent's cleanup
+            try:
+                os.close(read)
+                try:
+                    answer = self._synth_here(text, rate_wpm, pitch, pitch_range)
+                except Exception as exc:  # noqa: BLE001 - raised again in the parent
+                    answer = EspeakError(f"{type(exc).__name__}: {exc}")
+                with os.fdopen(write, "wb") as out:
+                    out.write(pickle.dumps(answer))
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as result:
+            data = result.read()
+        _, status = os.waitpid(pid, 0)
+        if not data:
+            raise EspeakError(f"espeak-ng's process ended with status {status} while speaking {text!r}")
+        answer = pickle.loads(data)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def _synth_here(self, text: str, rate_wpm: int, pitch: int, pitch_range: int) -> Utterance:
         self._lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         self._lib.espeak_SetParameter(_PARAM_RANGE, int(pitch_range), 0)
