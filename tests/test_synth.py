@@ -67,6 +67,18 @@ def test_speech_does_not_depend_on_what_was_spoken_before():
     assert first.phonemes == again.phonemes and first.words == again.words
 
 
+def test_a_dead_speech_server_is_an_error_that_names_the_text():
+    from avlab.data.synth.espeak import Espeak, EspeakError
+
+    engine = Espeak()
+    engine._server.kill()
+    engine._server.wait()
+    with pytest.raises(EspeakError, match="server stopped while speaking 'hello'"):
+        engine.synth("hello")
+    Espeak._instance = None  # the next user starts a fresh server
+    assert Espeak().synth("hello").audio.size > 0
+
+
 def test_regenerating_into_a_set_with_another_config_is_refused(tiny_set, tiny_cfg):
     with pytest.raises(ValueError, match="another config"):
         generate(TalkingFacesConfig(**{**tiny_cfg.__dict__, "seed": 99}), tiny_set, workers=1, progress=False)
