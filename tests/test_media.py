@@ -127,3 +127,21 @@ def test_rgb_to_yuv420p_is_swscales_conversion_without_its_dependence_on_memory(
         moved = buf[offset:offset + frames.nbytes].reshape(frames.shape)
         moved[...] = frames
         assert np.array_equal(media.rgb_to_yuv420p(moved), ours)
+
+
+def test_write_mp4_hands_the_encoder_our_yuv420p_planes(tmp_path, monkeypatch):
+    handed = []
+    real = av.VideoFrame.from_ndarray
+
+    def spy(array, format="rgb24", **kw):
+        handed.append((format, np.array(array)))
+        return real(array, format=format, **kw)
+
+    monkeypatch.setattr(av.VideoFrame, "from_ndarray", staticmethod(spy))
+    frames = np.random.default_rng(1).integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
+    media.write_mp4(tmp_path / "x.mp4", frames, np.zeros(4 * 640, np.float32))
+    video = [a for f, a in handed if f != "flt"]
+    assert [f for f, a in handed if f != "flt"] == ["yuv420p"] * 4  # never RGB, which swscale would convert
+    assert np.array_equal(np.stack(video), media.rgb_to_yuv420p(frames))
+    with pytest.raises(ValueError, match="expected uint8 RGB frames"):
+        media.rgb_to_yuv420p(frames.astype(np.float32))

@@ -58,11 +58,18 @@ def test_same_seed_gives_the_same_set_and_the_same_speech(tiny_set, tiny_cfg, tm
 
 def test_speech_does_not_depend_on_what_was_spoken_before():
     from avlab.data.synth.espeak import Espeak
+    from avlab.data.synth.espeak_server import Engine
 
+    fox, before = "The quick brown fox jumps over the lazy dog.", ("What?", 200)
+    # The problem, shown in this process: the same sentence after a quick question comes out different.
+    here = Engine()
+    alone, _, after = here.speak(fox, 170, 50, 50), here.speak(*before, 50, 50), here.speak(fox, 170, 50, 50)
+    assert alone["samples"] != after["samples"] and alone["phonemes"] == after["phonemes"]
+    # Through the server, it does not.
     engine = Espeak()
-    first = engine.synth("The quick brown fox jumps over the lazy dog.")
-    engine.synth("Is this the way to the station?")  # in-process, this changed the next sentence's samples
-    again = engine.synth("The quick brown fox jumps over the lazy dog.")
+    first = engine.synth(fox)
+    engine.synth(*before)
+    again = engine.synth(fox)
     assert first.audio.size > 10_000 and np.array_equal(first.audio, again.audio)
     assert first.phonemes == again.phonemes and first.words == again.words
 
@@ -75,8 +82,27 @@ def test_a_dead_speech_server_is_an_error_that_names_the_text():
     engine._server.wait()
     with pytest.raises(EspeakError, match="server stopped while speaking 'hello'"):
         engine.synth("hello")
-    Espeak._instance = None  # the next user starts a fresh server
-    assert Espeak().synth("hello").audio.size > 0
+    assert Espeak() is not engine and Espeak().synth("hello").audio.size > 0  # a fresh server
+
+
+def test_a_forked_child_speaks_through_its_own_server():
+    import multiprocessing as mp
+
+    from avlab.data.synth.espeak import Espeak
+
+    parent = Espeak()
+    expected = parent.synth("seven silver swans").audio
+    with mp.get_context("fork").Pool(1) as pool:
+        pid, audio = pool.apply(_speak_in_child, ("seven silver swans",))
+    assert pid != parent._server.pid and np.array_equal(audio, expected)
+    assert np.array_equal(parent.synth("seven silver swans").audio, expected)  # the parent's server is intact
+
+
+def _speak_in_child(text):
+    from avlab.data.synth.espeak import Espeak
+
+    engine = Espeak()
+    return engine._server.pid, engine.synth(text).audio
 
 
 def test_regenerating_into_a_set_with_another_config_is_refused(tiny_set, tiny_cfg):

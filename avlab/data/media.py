@@ -126,6 +126,8 @@ def rgb_to_yuv420p(frames_rgb: np.ndarray) -> np.ndarray:
     YUV pixels depend on where the RGB array happens to sit in memory (measured: one frame at five
     addresses gave four different results), so the same frames written twice could differ.
     Integers, not floats, so that no BLAS kernel or thread count rounds differently."""
+    if frames_rgb.dtype != np.uint8 or frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3:
+        raise ValueError(f"expected uint8 RGB frames (T, H, W, 3), got {frames_rgb.dtype} {frames_rgb.shape}")
     t, h, w, _ = frames_rgb.shape
     if h % 2 or w % 2:
         raise ValueError(f"frames of {w}×{h}: H.264 in yuv420p needs an even width and height")

@@ -9,7 +9,7 @@ the freshly initialised engine's, and the result is a pure function of the text 
 
 It imports nothing but the standard library (no numpy), so that a fork costs about a millisecond; a
 fork of a process that has imported torch costs tens. Run by :class:`avlab.data.synth.espeak.Espeak`
-as ``python -m avlab.data.synth.espeak_server``; requests and answers are length-prefixed pickles on
+by its file path; requests and answers are length-prefixed pickles on
 stdin / stdout.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import signal
 import struct
 import sys
 import tempfile
@@ -147,7 +148,8 @@ def receive(stream):
     if len(head) < 8:
         return None
     (size,) = struct.unpack("<Q", head)
-    return pickle.loads(stream.read(size))
+    body = stream.read(size)
+    return pickle.loads(body) if len(body) == size else None  # cut short: the sender died
 
 
 def spoken_in_a_fork(engine: Engine, request: tuple) -> dict:
@@ -169,10 +171,16 @@ def spoken_in_a_fork(engine: Engine, request: tuple) -> dict:
     with os.fdopen(read, "rb") as child:
         answer = receive(child)
     _, status = os.waitpid(pid, 0)
-    return answer if answer is not None else {"error": f"espeak-ng's process ended ({status}) speaking {request[0]!r}"}
+    if answer is None:
+        return {"error": f"espeak-ng's process ended with code {os.waitstatus_to_exitcode(status)} while "
+                         f"speaking {request[0]!r}"}
+    return answer
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group; the client decides what to do, and the server ends
+    # when its requests pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests = sys.stdin.buffer
     # The protocol gets its own copy of stdout; fd 1 then points at stderr, so that anything the C
     # library prints cannot land inside an answer.
