@@ -41,19 +41,15 @@ def test_layout_is_voxceleb2(tiny_set):
     assert list(vox.columns) == ["VoxCeleb2 ID", "VGGFace2 ID", "Gender", "Set"]
 
 
-def test_same_seed_gives_the_same_set_and_the_same_speech(tiny_set, tiny_cfg, tmp_path):
-    # One worker here, two for the fixture: each worker speaks other clips in another order, and
-    # the speech must not depend on that (espeak-ng's carried-over state; see the next test).
+def test_same_seed_gives_a_byte_identical_set(tiny_set, tiny_cfg, tmp_path):
+    # One worker here, two for the fixture: the clips are spoken and encoded in other orders, after
+    # other clips, at other heap addresses; none of that may show (README, "Reproducible sets").
     again = generate_talking_faces(tiny_cfg, tmp_path / "again", workers=1, progress=False)
     files = sorted(p.relative_to(tiny_set) for p in tiny_set.rglob("*") if p.is_file())
     assert sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file()) == files
-    clips = [name for name in files if name.suffix == ".mp4"]
-    assert len(clips) == len(pd.read_csv(tiny_set / "meta.csv"))
-    for name in files:
-        if name.suffix != ".mp4":  # meta, lists, latents, oracle
-            assert (tiny_set / name).read_bytes() == (again / name).read_bytes(), name
-    for name in clips:  # the audio stream decodes to the same samples; x264 may not (README, "reproducible")
-        assert np.array_equal(media.read_audio(tiny_set / name), media.read_audio(again / name)), name
+    assert sum(p.suffix == ".mp4" for p in files) == len(pd.read_csv(tiny_set / "meta.csv"))
+    different = [str(name) for name in files if (tiny_set / name).read_bytes() != (again / name).read_bytes()]
+    assert different == []
 
 
 def test_speech_does_not_depend_on_what_was_spoken_before():
