@@ -68,11 +68,11 @@ def cpu_quota(cgroup_root: str = "/sys/fs/cgroup") -> float | None:
         else:
             quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
             period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return int(quota) / int(period)
     except (OSError, ValueError):
-        return None  # no cgroup CPU controller here (not Linux, or not mounted): no quota to honour
-    if quota in ("max", "-1") or int(period) <= 0:
-        return None
-    return int(quota) / int(period)
+        return None  # no cgroup CPU controller here (not Linux, or not mounted), or unreadable: no quota
 
 
 def pool(workers: int, start_method: str | None = None):
